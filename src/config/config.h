@@ -1,0 +1,115 @@
+/* Typed configuration loaded from YAML. A loaded config is immutable: a reload
+ * builds a new one and the server swaps snapshots. */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+enum sl_wire { SL_WIRE_OPENAI, SL_WIRE_ANTHROPIC, SL_WIRE_GEMINI };
+
+struct sl_timeouts {
+    int connect_ms;    /* TCP + TLS connect */
+    int first_byte_ms; /* request sent -> first response byte */
+    int idle_ms;       /* between two reads of a stream */
+    int total_ms;      /* whole upstream exchange */
+};
+
+struct sl_provider_cfg {
+    char *name;
+    enum sl_wire kind;
+    char *base_url;   /* no trailing slash */
+    char *api_key;    /* NULL when the provider needs none; never logged */
+    int enabled;      /* 0 when api_key was written as ${VAR} and VAR is unset or empty */
+    char *disabled_reason; /* e.g. "DEEPSEEK_API_KEY is not set"; NULL when enabled */
+    struct sl_timeouts timeouts;
+    int line;
+};
+
+struct sl_model_cfg {
+    char *name;       /* what clients ask for */
+    char *provider;   /* provider name */
+    char *model;      /* what the provider is sent */
+    int64_t context_window; /* 0 = unknown */
+    const struct sl_provider_cfg *p; /* resolved; NULL only before validation */
+    int line;
+};
+
+struct sl_server_cfg {
+    char *listen;          /* "HOST:PORT" */
+    int workers;           /* 0 = one per core */
+    size_t max_body;       /* bytes; default SL_MAX_REQUEST_BODY */
+    size_t max_headers;    /* bytes; default SL_MAX_HEADERS_SIZE */
+    int read_timeout_ms;   /* slow clients: time to send a whole request */
+    int write_timeout_ms;  /* slow clients: time a write may wait */
+    int drain_timeout_ms;  /* SIGTERM: how long in-flight requests may finish */
+    char *log_level;       /* debug | info | warn | error */
+};
+
+struct sl_config {
+    char *path;            /* file it was loaded from, or the name given */
+    struct sl_server_cfg server;
+    char *store;           /* "sqlite://PATH" */
+    struct sl_timeouts upstream; /* defaults for every provider */
+    int sim;               /* -1 auto (start the built-in sim when no provider is enabled), 0 off, 1 on */
+    struct sl_provider_cfg *providers;
+    size_t nproviders;
+    struct sl_model_cfg *models;
+    size_t nmodels;
+};
+
+/* Loads and validates a YAML file. On success returns 0 and *out (free with
+ * sl_config_free). On failure returns -1 and appends one line per problem,
+ * "FILE:LINE: message\n", to errors (every problem, not just the first). */
+int sl_config_load(const char *path, struct sl_config **out, struct sl_buf *errors);
+
+/* Same, from a string; name is used in error lines. */
+int sl_config_parse(const char *yaml, size_t len, const char *name, struct sl_config **out,
+                    struct sl_buf *errors);
+
+/* A config with the defaults and no providers (used when no file is given). */
+struct sl_config *sl_config_default(void);
+
+/* Adds a provider and a model to cfg (used for the built-in simulated provider).
+ * Returns 0 or -1 when out of memory. */
+int sl_config_add_provider(struct sl_config *cfg, const char *name, enum sl_wire kind,
+                           const char *base_url, const char *api_key);
+int sl_config_add_model(struct sl_config *cfg, const char *name, const char *provider,
+                        const char *model);
+
+/* Returns the enabled model called name, or NULL. */
+const struct sl_model_cfg *sl_config_find_model(const struct sl_config *cfg, const char *name);
+
+void sl_config_free(struct sl_config *cfg);
+
+const char *sl_wire_name(enum sl_wire w);
+
+/* Added for the loader's parts and for other modules that read the same notations. */
+
+/* Parses "openai" | "anthropic" | "gemini". Returns 0, or -1 when unknown. */
+int sl_wire_parse(const char *s, enum sl_wire *out);
+
+/* Returns the provider called name (enabled or not), or NULL. The pointer is valid
+ * until the next sl_config_add_provider or sl_config_free. */
+const struct sl_provider_cfg *sl_config_find_provider(const struct sl_config *cfg,
+                                                      const char *name);
+
+/* Parses a duration: "200ms", "10s", "5m", "1h", or a bare integer of milliseconds.
+ * Returns 0 and *ms, or -1 when malformed, zero, or above INT_MAX milliseconds. */
+int sl_config_parse_duration(const char *s, int *ms);
+
+/* Parses a size: bytes, or with a B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers
+ * of 1024) suffix. Returns 0 and *bytes, or -1 when malformed, zero or too large. */
+int sl_config_parse_size(const char *s, size_t *bytes);
+
+/* Appends s[0..len) to out with ${VAR}, ${VAR:-default} and $$ expanded; out->ptr is
+ * non-NULL afterwards even when the result is empty. The first variable referenced
+ * without a default whose value came out unset or empty is copied to unset (""
+ * when none). Returns 0, or -1 with *why set to a static message (malformed
+ * reference, or the result would exceed out->max). */
+int sl_config_expand_env(const char *s, size_t len, struct sl_buf *out, char *unset,
+                         size_t unset_size, const char **why);
+
+#endif

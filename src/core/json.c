@@ -1,0 +1,144 @@
+/* Raw top-level member scan and cJSON accessors. */
+#include "core/json.h"
+
+#include <string.h>
+
+#include "core/buf.h"
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *skip_string(const char *p, const char *end)
+{
+    /* p is just past the opening quote; returns the closing quote or end. */
+    while (p < end && *p != '"') {
+        if (*p == '\\' && p + 1 < end)
+            p++;
+        p++;
+    }
+    return p;
+}
+
+static const char *skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            p = skip_string(p + 1, end);
+            if (p == end)
+                return end;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return p;
+            depth--;
+        } else if (c == ',' && depth == 0) {
+            return p;
+        }
+        p++;
+        if (depth == 0 && (c == '"' || c == '}' || c == ']'))
+            return p;
+    }
+    return p;
+}
+
+int sl_json_members(const char *s, size_t n, struct sl_json_member *out, int max)
+{
+    const char *p = s, *end = s + n;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{')
+        return -1;
+    p = skip_ws(p + 1, end);
+    int count = 0;
+    while (p < end && *p == '"') {
+        const char *k = p + 1;
+        const char *kq = skip_string(k, end);
+        if (kq == end)
+            return -1;
+        p = skip_ws(kq + 1, end);
+        if (p == end || *p != ':')
+            return -1;
+        p = skip_ws(p + 1, end);
+        const char *v = p;
+        const char *ve = skip_value(p, end);
+        const char *vt = ve;
+        while (vt > v && (vt[-1] == ' ' || vt[-1] == '\t' || vt[-1] == '\n' || vt[-1] == '\r'))
+            vt--;
+        if (count == max)
+            return -1;
+        out[count].key = (struct sl_span){k, (size_t)(kq - k)};
+        out[count].value = (struct sl_span){v, (size_t)(vt - v)};
+        count++;
+        p = skip_ws(ve, end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    return count;
+}
+
+const char *sl_json_duplicate_key(const cJSON *obj)
+{
+    for (const cJSON *a = obj ? obj->child : NULL; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                return a->string;
+    return NULL;
+}
+
+const char *sl_json_str(const cJSON *obj, const char *key, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+int64_t sl_json_int(const cJSON *obj, const char *key, int64_t dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+}
+
+int sl_json_bool(const cJSON *obj, const char *key, int dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
+}
+
+int sl_json_quote(struct sl_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (sl_buf_append(b, "\"", 1))
+        return -1;
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (sl_buf_append(b, s + start, i - start))
+            return -1;
+        char esc[7] = {'\\', 0};
+        size_t len = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+            len = 6;
+        }
+        if (sl_buf_append(b, esc, len))
+            return -1;
+        start = i + 1;
+    }
+    if (sl_buf_append(b, s + start, n - start) || sl_buf_append(b, "\"", 1))
+        return -1;
+    return 0;
+}

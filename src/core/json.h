@@ -1,0 +1,38 @@
+/* JSON helpers: top-level member spans of a raw object (to rewrite a field without
+ * re-encoding the rest) and small accessors over cJSON. */
+#ifndef SL_JSON_H
+#define SL_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+struct sl_span {
+    const char *ptr;
+    size_t len;
+};
+
+struct sl_json_member {
+    struct sl_span key;   /* raw bytes between the quotes, escapes not decoded */
+    struct sl_span value; /* raw bytes of the value */
+};
+
+/* Finds the top-level members of the JSON object in s (which cJSON already
+ * accepted). Returns the member count, or -1 when s is not an object or has
+ * more than max members. */
+int sl_json_members(const char *s, size_t n, struct sl_json_member *out, int max);
+
+/* Returns the name of the first top-level key that appears twice, or NULL. */
+const char *sl_json_duplicate_key(const cJSON *obj);
+
+/* Accessors returning a default when the member is missing or of another type. */
+const char *sl_json_str(const cJSON *obj, const char *key, const char *dflt);
+int64_t sl_json_int(const cJSON *obj, const char *key, int64_t dflt);
+int sl_json_bool(const cJSON *obj, const char *key, int dflt);
+
+/* Appends s as a JSON string literal (with quotes) to b. Returns 0 or -1. */
+struct sl_buf;
+int sl_json_quote(struct sl_buf *b, const char *s, size_t n);
+
+#endif

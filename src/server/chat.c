@@ -1,0 +1,537 @@
+/* POST /v1/chat/completions for OpenAI-format providers: the fast path. The body
+ * is forwarded with only `model` (and stream_options) rewritten in place, and the
+ * upstream's SSE events are relayed as they arrive, read only for usage. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/sse.h"
+#include "formats/openai.h"
+#include "meter/estimate.h"
+#include "server/internal.h"
+#include "server/metrics.h"
+#include "upstream/upstream.h"
+
+struct chat {
+    struct sl_exchange *x;
+    cJSON *root;                     /* the parsed client request */
+    const struct sl_model_cfg *model;
+    int client_stream, client_usage; /* the client streams / asked for the usage chunk */
+    struct sl_upstream_call *call;
+    struct sl_upstream_meta meta;
+    int relaying;                    /* upstream answered 200 with an SSE stream */
+    struct sl_sse_reader sse;
+    struct sl_buf body;              /* a whole (non-stream or error) upstream reply */
+    struct sl_buf out;               /* bytes for the client from one upstream read */
+    struct sl_usage usage;
+    int64_t est_completion;
+    int saw_done, saw_finish, usage_forwarded, broken;
+    char *chunk_id, *chunk_model;    /* from the first chunk, for a synthesised usage chunk */
+    int64_t chunk_created;
+};
+
+static void on_cjson_cleanup(void *p)
+{
+    cJSON_Delete(p);
+}
+
+static void on_chat_cleanup(void *p)
+{
+    struct chat *c = p;
+    sl_sse_reader_release(&c->sse);
+    sl_buf_release(&c->body);
+    sl_buf_release(&c->out);
+}
+
+/* ---- request validation and rewrite ---- */
+
+static int bad(struct sl_exchange *x, const char *param, const char *fmt, const char *arg)
+{
+    char msg[300];
+    snprintf(msg, sizeof(msg), fmt, arg);
+    sl_exchange_error(x, 400, "invalid_request_error", msg, param, NULL);
+    return -1;
+}
+
+static int validate(struct chat *c, const char *body, size_t len)
+{
+    struct sl_exchange *x = c->x;
+    const char *end = NULL;
+    c->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!c->root) {
+        char at[32];
+        snprintf(at, sizeof(at), "%zu", end ? (size_t)(end - body) : (size_t)0);
+        return bad(x, NULL, "the request body is not valid JSON (near byte %s)", at);
+    }
+    sl_arena_cleanup(x->arena, on_cjson_cleanup, c->root);
+    if (!cJSON_IsObject(c->root))
+        return bad(x, NULL, "the request body must be a JSON object%s", "");
+    const char *dup = sl_json_duplicate_key(c->root);
+    if (dup)
+        return bad(x, dup, "the request has the key '%s' more than once", dup);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(c->root, "model");
+    if (!cJSON_IsString(model) || !model->valuestring[0])
+        return bad(x, "model", "'model' must be a non-empty string%s", "");
+    snprintf(x->row.model, sizeof(x->row.model), "%s", model->valuestring);
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(c->root, "messages");
+    if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
+        return bad(x, "messages", "'messages' must be a non-empty array%s", "");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, messages)
+    {
+        if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role")))
+            return bad(x, "messages", "each message must be an object with a string 'role'%s", "");
+    }
+    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(c->root, "stream");
+    if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream))
+        return bad(x, "stream", "'stream' must be a boolean%s", "");
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(c->root, "stream_options");
+    if (so && !cJSON_IsObject(so) && !cJSON_IsNull(so))
+        return bad(x, "stream_options", "'stream_options' must be an object%s", "");
+    c->client_stream = cJSON_IsTrue(stream);
+    c->client_usage = c->client_stream && sl_json_bool(so, "include_usage", 0);
+    x->row.stream = c->client_stream;
+    return 0;
+}
+
+static int span_is(const struct sl_span *s, const char *lit)
+{
+    return s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0;
+}
+
+/* The upstream body: the client's bytes with `model` replaced and, for streams,
+ * include_usage forced on, so that every other field passes through untouched. */
+static char *rewrite(struct chat *c, const char *body, size_t len, size_t *out_len)
+{
+    struct sl_json_member members[SL_MAX_TOP_KEYS];
+    int n = sl_json_members(body, len, members, SL_MAX_TOP_KEYS);
+    struct sl_buf b = SL_BUF_INIT(len + 4096);
+    const char *upstream_model = c->model->model;
+    const char *pos = body;
+    int has_so = 0;
+    char *result = NULL;
+    for (int i = 0; i < n; i++) {
+        struct sl_json_member *m = &members[i];
+        if (memchr(m->key.ptr, '\\', m->key.len))
+            n = -1; /* escaped key names: take the slow path below */
+        int is_model = span_is(&m->key, "model");
+        int is_so = c->client_stream && span_is(&m->key, "stream_options");
+        if (!is_model && !is_so)
+            continue;
+        sl_buf_append(&b, pos, (size_t)(m->value.ptr - pos));
+        if (is_model) {
+            sl_json_quote(&b, upstream_model, strlen(upstream_model));
+        } else {
+            cJSON *so = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c->root, "stream_options"), 1);
+            if (!cJSON_IsObject(so)) {
+                cJSON_Delete(so);
+                so = cJSON_CreateObject();
+            }
+            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+            cJSON_AddTrueToObject(so, "include_usage");
+            char *printed = cJSON_PrintUnformatted(so);
+            if (printed)
+                sl_buf_puts(&b, printed);
+            cJSON_free(printed);
+            cJSON_Delete(so);
+            has_so = 1;
+        }
+        pos = m->value.ptr + m->value.len;
+    }
+    if (n < 0) {
+        sl_buf_release(&b);
+        cJSON *copy = cJSON_Duplicate(c->root, 1);
+        cJSON_ReplaceItemInObjectCaseSensitive(copy, "model", cJSON_CreateString(upstream_model));
+        if (c->client_stream) {
+            cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
+            cJSON_AddItemToObject(copy, "stream_options", cJSON_CreateObject());
+            cJSON_AddTrueToObject(cJSON_GetObjectItem(copy, "stream_options"), "include_usage");
+        }
+        char *printed = cJSON_PrintUnformatted(copy);
+        cJSON_Delete(copy);
+        if (printed) {
+            *out_len = strlen(printed);
+            result = sl_arena_strndup(c->x->arena, printed, *out_len);
+        }
+        cJSON_free(printed);
+        return result;
+    }
+    const char *brace = body + len; /* one past the object's closing brace */
+    while (brace > pos && brace[-1] != '}')
+        brace--;
+    sl_buf_append(&b, pos, (size_t)(brace - 1 - pos));
+    if (c->client_stream && !has_so)
+        sl_buf_puts(&b, ",\"stream_options\":{\"include_usage\":true}");
+    sl_buf_append(&b, brace - 1, (size_t)(body + len - (brace - 1)));
+    if (b.ptr) {
+        *out_len = b.len;
+        result = sl_arena_strndup(c->x->arena, b.ptr, b.len);
+    }
+    sl_buf_release(&b);
+    return result;
+}
+
+/* ---- relaying the upstream stream ---- */
+
+static void emit(struct chat *c, const char *prefix, const char *data, size_t len)
+{
+    sl_buf_puts(&c->out, prefix);
+    sl_buf_append(&c->out, data, len);
+    sl_buf_append(&c->out, "\n\n", 2);
+}
+
+static void emit_error_event(struct chat *c, const char *message, const char *type)
+{
+    struct sl_buf e = SL_BUF_INIT(64 * 1024);
+    sl_openai_error(&e, 502, type, message, NULL, NULL);
+    emit(c, "data: ", e.ptr ? e.ptr : "{}", e.len);
+    emit(c, "data: ", "[DONE]", 6);
+    sl_buf_release(&e);
+    c->saw_done = 1;
+    if (!c->x->row.error[0])
+        snprintf(c->x->row.error, sizeof(c->x->row.error), "%s", message);
+}
+
+static void remember_chunk(struct chat *c, const cJSON *obj)
+{
+    const char *id = sl_json_str(obj, "id", NULL), *model = sl_json_str(obj, "model", NULL);
+    if (c->chunk_id || !id)
+        return;
+    c->chunk_id = sl_arena_strndup(c->x->arena, id, strlen(id));
+    c->chunk_model = model ? sl_arena_strndup(c->x->arena, model, strlen(model)) : NULL;
+    c->chunk_created = sl_json_int(obj, "created", sl_wall_ms() / 1000);
+}
+
+/* Providers that put usage on the finish chunk (DeepSeek, GLM) or inside the choice
+ * (Moonshot) never send OpenAI's separate usage chunk: give the client one. */
+static void emit_usage_chunk(struct chat *c)
+{
+    struct sl_buf b = SL_BUF_INIT(64 * 1024);
+    const char *model = c->chunk_model ? c->chunk_model : c->model->model;
+    sl_buf_puts(&b, "{\"id\":");
+    sl_json_quote(&b, c->chunk_id ? c->chunk_id : c->x->id, strlen(c->chunk_id ? c->chunk_id : c->x->id));
+    sl_buf_printf(&b, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
+                  (long long)c->chunk_created);
+    sl_json_quote(&b, model, strlen(model));
+    sl_buf_puts(&b, ",\"choices\":[],\"usage\":");
+    sl_openai_usage_json(&b, &c->usage);
+    sl_buf_puts(&b, "}");
+    emit(c, "data: ", b.ptr ? b.ptr : "{}", b.len);
+    sl_buf_release(&b);
+    c->usage_forwarded = 1;
+}
+
+static int has_finish(const cJSON *obj)
+{
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices"), *ch;
+    cJSON_ArrayForEach(ch, choices)
+    {
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ch, "finish_reason")))
+            return 1;
+    }
+    return 0;
+}
+
+static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
+{
+    cJSON *obj = cJSON_ParseWithLength(ev->data, ev->data_len);
+    if (!obj) {
+        c->broken = 1;
+        emit_error_event(c, "the upstream sent a malformed stream event", "upstream_error");
+        return;
+    }
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(obj, "error");
+    if (err && !cJSON_IsNull(err)) {
+        const char *msg = sl_json_str(err, "message", cJSON_IsString(err) ? err->valuestring : NULL);
+        struct sl_buf e = SL_BUF_INIT(64 * 1024);
+        sl_openai_error(&e, 502, sl_json_str(err, "type", "upstream_error"),
+                        msg ? msg : "the upstream reported an error mid-stream", NULL, NULL);
+        emit(c, "data: ", e.ptr ? e.ptr : "{}", e.len);
+        sl_buf_release(&e);
+        snprintf(c->x->row.error, sizeof(c->x->row.error), "%s", msg ? msg : "mid-stream error");
+        cJSON_Delete(obj);
+        return;
+    }
+    remember_chunk(c, obj);
+    int had_usage = sl_openai_usage(obj, &c->usage);
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
+    int usage_only = had_usage && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
+    c->saw_finish |= has_finish(obj);
+    int64_t out = sl_openai_estimate_output(obj);
+    c->est_completion += out;
+    if (out && c->x->row.ttft_us < 0)
+        c->x->row.ttft_us = sl_now_us() - c->x->t_start_us;
+    cJSON_Delete(obj);
+    if (usage_only && !c->client_usage)
+        return; /* the client did not ask for it: sluice did */
+    c->usage_forwarded |= usage_only;
+    emit(c, "data: ", ev->data, ev->data_len);
+}
+
+static int on_sse_event(void *arg, const struct sl_sse_event *ev)
+{
+    struct chat *c = arg;
+    if (ev->comment) {
+        emit(c, ":", ev->data, ev->data_len); /* keep-alives keep the client's connection too */
+        return 0;
+    }
+    if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
+        if (c->client_usage && c->usage.present && !c->usage_forwarded)
+            emit_usage_chunk(c);
+        c->saw_done = 1;
+        emit(c, "data: ", "[DONE]", 6);
+        return 0;
+    }
+    if (c->saw_done)
+        return 0;
+    on_data_event(c, ev);
+    return c->broken;
+}
+
+/* ---- upstream callbacks ---- */
+
+static void end_stream(struct chat *c, const char *failure);
+static void reply_failure(struct chat *c, enum sl_upstream_result r, const char *detail);
+
+static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
+{
+    struct chat *c = ctx;
+    c->meta = *meta;
+    sl_exchange_overhead_begin(c->x);
+    if (meta->status == 200 && c->client_stream && strcasestr(meta->content_type, "event-stream")) {
+        c->relaying = 1;
+        sl_exchange_stream_start(c->x);
+    }
+}
+
+static void flush_out(struct chat *c)
+{
+    sl_exchange_stream_write(c->x, c->out.ptr, c->out.len);
+    sl_buf_reset(&c->out);
+}
+
+static void on_up_data(void *ctx, const char *p, size_t n)
+{
+    struct chat *c = ctx;
+    if (!c->relaying) {
+        if (sl_buf_append(&c->body, p, n)) {
+            sl_upstream_cancel(c->call);
+            c->call = NULL;
+            reply_failure(c, SL_UP_TOO_BIG, "the reply is larger than the upstream body limit");
+        }
+        return;
+    }
+    int rc = sl_sse_feed(&c->sse, p, n, on_sse_event, c);
+    if (rc == SL_SSE_TOO_BIG) {
+        c->broken = 1;
+        emit_error_event(c, "the upstream sent a stream event over the size limit", "upstream_error");
+    }
+    if (c->broken) {
+        sl_upstream_cancel(c->call);
+        c->call = NULL;
+        end_stream(c, NULL);
+        return;
+    }
+    flush_out(c);
+}
+
+static void fill_row(struct chat *c)
+{
+    struct sl_usage_row *row = &c->x->row;
+    snprintf(row->provider, sizeof(row->provider), "%s", c->model->provider);
+    snprintf(row->upstream_model, sizeof(row->upstream_model), "%s", c->model->model);
+    if (c->usage.present) {
+        row->prompt_tokens = c->usage.prompt;
+        row->completion_tokens = c->usage.completion;
+        row->cached_tokens = c->usage.cached;
+        row->reasoning_tokens = c->usage.reasoning;
+    } else if (c->x->status < 400 || c->relaying) {
+        row->prompt_tokens =
+            sl_estimate_messages(cJSON_GetObjectItemCaseSensitive(c->root, "messages"));
+        row->completion_tokens = c->est_completion;
+        row->estimated = 1;
+    }
+}
+
+static void end_stream(struct chat *c, const char *failure)
+{
+    if (failure && !c->saw_done)
+        emit_error_event(c, failure, "upstream_error");
+    else if (!c->saw_done) {
+        if (c->client_usage && c->usage.present && !c->usage_forwarded)
+            emit_usage_chunk(c);
+        emit(c, "data: ", "[DONE]", 6);
+    }
+    flush_out(c);
+    fill_row(c);
+    sl_exchange_stream_end(c->x);
+}
+
+static int timeout_status(enum sl_upstream_result r)
+{
+    return r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
+}
+
+static void reply_failure(struct chat *c, enum sl_upstream_result r, const char *detail)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "upstream %s (%s): %s", c->model->provider,
+             sl_upstream_result_name(r), detail);
+    sl_metrics_upstream_error(c->model->provider, sl_upstream_result_name(r));
+    fill_row(c);
+    sl_exchange_error(c->x, timeout_status(r), "upstream_error", msg, NULL,
+                      timeout_status(r) == 504 ? "upstream_timeout" : "upstream_unreachable");
+}
+
+/* An upstream HTTP error: the provider's status and message, in OpenAI's shape. */
+static void reply_upstream_error(struct chat *c)
+{
+    cJSON *parsed;
+    const char *message, *type, *code;
+    char fallback[300];
+    sl_openai_error_from_upstream(c->body.ptr ? c->body.ptr : "", c->body.len, &parsed, &message,
+                                  &type, &code);
+    if (!message) {
+        snprintf(fallback, sizeof(fallback), "upstream %s answered HTTP %d: %.200s",
+                 c->model->provider, c->meta.status, c->body.ptr ? c->body.ptr : "");
+        message = fallback;
+    }
+    if (c->meta.retry_after[0] && !c->x->client_gone)
+        evhttp_add_header(evhttp_request_get_output_headers(c->x->req), "Retry-After",
+                          c->meta.retry_after);
+    char kind[32];
+    snprintf(kind, sizeof(kind), "status_%d", c->meta.status);
+    sl_metrics_upstream_error(c->model->provider, kind);
+    fill_row(c);
+    int status = c->meta.status >= 400 && c->meta.status <= 599 ? c->meta.status : 502;
+    sl_exchange_error(c->x, status, type, message, NULL, code);
+    cJSON_Delete(parsed);
+}
+
+static void reply_whole(struct chat *c)
+{
+    const char *p = c->body.ptr ? c->body.ptr : "";
+    size_t n = c->body.len;
+    while (n && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++; /* DeepSeek sends blank lines while a non-stream request waits */
+        n--;
+    }
+    cJSON *obj = cJSON_ParseWithLength(p, n);
+    if (!obj) {
+        reply_failure(c, SL_UP_BROKEN, "the reply is not valid JSON");
+        return;
+    }
+    sl_openai_usage(obj, &c->usage);
+    c->est_completion = sl_openai_estimate_output(obj);
+    cJSON_Delete(obj);
+    c->x->status = 200;
+    fill_row(c);
+    sl_exchange_reply(c->x, 200, "application/json", p, n);
+}
+
+static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
+{
+    struct chat *c = ctx;
+    c->call = NULL;
+    sl_exchange_overhead_begin(c->x);
+    if (c->relaying) {
+        if (r != SL_UP_OK)
+            sl_metrics_upstream_error(c->model->provider, sl_upstream_result_name(r));
+        const char *failure = r != SL_UP_OK ? "the upstream stream failed before it finished"
+                              : (!c->saw_done && !c->saw_finish)
+                                  ? "the upstream closed the stream before it finished"
+                                  : NULL;
+        end_stream(c, failure);
+    } else if (r != SL_UP_OK) {
+        reply_failure(c, r, detail);
+    } else if (c->meta.status >= 200 && c->meta.status < 300) {
+        reply_whole(c);
+    } else {
+        reply_upstream_error(c);
+    }
+}
+
+static void on_client_gone(struct sl_exchange *x)
+{
+    struct chat *c = x->state;
+    sl_upstream_cancel(c->call);
+    c->call = NULL;
+    if (!x->streaming)
+        x->status = 499; /* nginx's "client closed request" */
+    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
+    fill_row(c);
+    sl_exchange_abandon(x);
+}
+
+/* ---- the handler ---- */
+
+static int start_upstream(struct chat *c, const char *body, size_t len)
+{
+    const struct sl_provider_cfg *p = c->model->p;
+    struct sl_exchange *x = c->x;
+    char *auth = p->api_key ? sl_arena_sprintf(x->arena, "Authorization: Bearer %s", p->api_key) : NULL;
+    const char *headers[3];
+    int nh = 0;
+    headers[nh++] = "Content-Type: application/json";
+    headers[nh++] = c->client_stream ? "Accept: text/event-stream" : "Accept: application/json";
+    if (auth)
+        headers[nh++] = auth;
+    struct sl_upstream_req req = {
+        .url = sl_arena_sprintf(x->arena, "%s/chat/completions", p->base_url),
+        .body = body,
+        .body_len = len,
+        .headers = headers,
+        .nheaders = nh,
+        .timeouts = p->timeouts,
+    };
+    static const struct sl_upstream_cbs cbs = {on_up_headers, on_up_data, on_up_done};
+    c->call = sl_upstream_start(x->w->up, &req, &cbs, c);
+    return c->call ? 0 : -1;
+}
+
+void sl_chat_handle(struct sl_exchange *x)
+{
+    struct chat *c = sl_arena_alloc(x->arena, sizeof(*c));
+    size_t len, max = x->snap->cfg->server.max_body, up_len = 0;
+    const char *body = sl_exchange_body(x, &len);
+    if (!c) {
+        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+        return;
+    }
+    c->x = x;
+    x->state = c;
+    sl_sse_reader_init(&c->sse, SL_MAX_SSE_EVENT);
+    sl_buf_init(&c->body, SL_MAX_UPSTREAM_BODY);
+    sl_buf_init(&c->out, SL_MAX_SSE_EVENT * 2);
+    sl_arena_cleanup(x->arena, on_chat_cleanup, c);
+    if (len > max) {
+        sl_exchange_error(x, 413, "invalid_request_error",
+                          "the request body is larger than server.max_body", NULL,
+                          "request_too_large");
+        return;
+    }
+    if (validate(c, body ? body : "", len))
+        return;
+    c->model = sl_config_find_model(x->snap->cfg, x->row.model);
+    if (!c->model) {
+        char msg[SL_MAX_NAME + 96];
+        snprintf(msg, sizeof(msg), "The model '%s' does not exist or is not served by this gateway",
+                 x->row.model);
+        sl_exchange_error(x, 404, "invalid_request_error", msg, "model", "model_not_found");
+        return;
+    }
+    char *up_body = rewrite(c, body, len, &up_len);
+    if (!up_body || start_upstream(c, up_body, up_len)) {
+        sl_exchange_error(x, 500, "api_error", "cannot start the upstream request", NULL, NULL);
+        return;
+    }
+    x->on_gone = on_client_gone;
+    sl_exchange_overhead_end(x);
+}

@@ -1,0 +1,141 @@
+/* The exchange: one request's life on its worker, its replies, and its end
+ * (ledger row, metrics, arena freed). */
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "formats/openai.h"
+#include "server/internal.h"
+#include "server/metrics.h"
+
+void sl_exchange_overhead_begin(struct sl_exchange *x)
+{
+    if (!x->seg_start_us)
+        x->seg_start_us = sl_now_us();
+}
+
+void sl_exchange_overhead_end(struct sl_exchange *x)
+{
+    if (x->seg_start_us) {
+        x->overhead_us += sl_now_us() - x->seg_start_us;
+        x->seg_start_us = 0;
+    }
+}
+
+const char *sl_exchange_body(struct sl_exchange *x, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(x->req);
+    *len = evbuffer_get_length(in);
+    return (const char *)evbuffer_pullup(in, -1);
+}
+
+void sl_exchange_add_headers(struct sl_exchange *x, const char *content_type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(x->req);
+    char overhead[32];
+    sl_exchange_overhead_end(x);
+    snprintf(overhead, sizeof(overhead), "%.3f", (double)x->overhead_us / 1000.0);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "x-request-id", x->id);
+    evhttp_add_header(h, "x-sluice-overhead-ms", overhead);
+}
+
+/* The last step of every exchange: record, count, free. */
+static void finish(struct sl_exchange *x)
+{
+    struct sl_worker *w = x->w;
+    struct sl_usage_row *row = &x->row;
+    row->status = x->status;
+    row->client_gone = x->client_gone;
+    row->latency_us = sl_now_us() - x->t_start_us;
+    if (x->evcon) {
+        /* The connection may carry more requests: back to the idle-read timeout. */
+        const struct sl_server_cfg *s = &x->snap->cfg->server;
+        struct timeval tv = {s->read_timeout_ms / 1000, (s->read_timeout_ms % 1000) * 1000};
+        evhttp_connection_set_closecb(x->evcon, NULL, NULL);
+        evhttp_connection_set_timeout_tv(x->evcon, &tv);
+    }
+    sl_metrics_request(row);
+    if (w->srv->ledger && row->model[0])
+        sl_ledger_record(w->srv->ledger, row);
+    sl_snapshot_release(x->snap);
+    sl_arena_free(x->arena);
+    w->inflight--;
+    atomic_fetch_sub(&w->srv->inflight, 1);
+    sl_metrics_inflight(-1);
+    if (w->draining && w->inflight == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_type,
+                       const char *body, size_t len)
+{
+    x->status = status;
+    if (!x->client_gone) {
+        struct evbuffer *out = evbuffer_new();
+        sl_exchange_add_headers(x, content_type);
+        if (out)
+            evbuffer_add(out, body, len);
+        evhttp_send_reply(x->req, status, NULL, out);
+        if (out)
+            evbuffer_free(out);
+    } else {
+        evhttp_request_free(x->req);
+    }
+    finish(x);
+}
+
+void sl_exchange_error(struct sl_exchange *x, int status, const char *type, const char *message,
+                       const char *param, const char *code)
+{
+    struct sl_buf b = SL_BUF_INIT(64 * 1024);
+    if (!x->row.error[0])
+        snprintf(x->row.error, sizeof(x->row.error), "%s", message);
+    sl_openai_error(&b, status, type, message, param, code);
+    sl_exchange_reply(x, status, "application/json", b.ptr ? b.ptr : "{}", b.len);
+    sl_buf_release(&b);
+}
+
+void sl_exchange_stream_start(struct sl_exchange *x)
+{
+    x->status = 200;
+    x->streaming = 1;
+    if (x->client_gone)
+        return;
+    sl_exchange_add_headers(x, "text/event-stream; charset=utf-8");
+    struct evkeyvalq *h = evhttp_request_get_output_headers(x->req);
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    evhttp_send_reply_start(x->req, 200, "OK");
+}
+
+void sl_exchange_stream_write(struct sl_exchange *x, const char *p, size_t n)
+{
+    if (x->client_gone || n == 0)
+        return;
+    struct evbuffer *out = evbuffer_new();
+    if (!out)
+        return;
+    evbuffer_add(out, p, n);
+    evhttp_send_reply_chunk(x->req, out);
+    evbuffer_free(out);
+}
+
+void sl_exchange_stream_end(struct sl_exchange *x)
+{
+    if (x->client_gone)
+        evhttp_request_free(x->req);
+    else
+        evhttp_send_reply_end(x->req);
+    finish(x);
+}
+
+void sl_exchange_abandon(struct sl_exchange *x)
+{
+    evhttp_request_free(x->req);
+    finish(x);
+}

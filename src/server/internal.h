@@ -1,0 +1,115 @@
+/* What the server's files share: the server, its workers, config snapshots and
+ * the per-request exchange. Not used outside src/server/. */
+#ifndef SL_SERVER_INTERNAL_H
+#define SL_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "config/config.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "meter/ledger.h"
+
+/* An immutable config plus a reference count; a reload swaps in a new one while
+ * requests keep the one they started with. */
+struct sl_snapshot {
+    atomic_int refs;
+    struct sl_config *cfg;
+};
+
+struct sl_server;
+
+struct sl_worker {
+    struct sl_server *srv;
+    int index;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct sl_upstream *up;
+    struct event *drain_ev;   /* made active by the main thread on SIGTERM */
+    int draining;
+    int forced;               /* the drain timeout passed: requests are dropped */
+    int inflight;             /* exchanges alive on this worker */
+};
+
+struct sl_server {
+    struct sl_worker *workers;
+    int nworkers;
+    pthread_mutex_t snap_lock;
+    struct sl_snapshot *snap;
+    struct sl_ledger *ledger;
+    struct sl_sim *sim;
+    const char *config_path;
+    const char *listen_override;
+    atomic_int inflight;
+    int64_t started_ms;
+};
+
+/* Takes a reference on the current snapshot; release with sl_snapshot_release. */
+struct sl_snapshot *sl_snapshot_acquire(struct sl_server *srv);
+void sl_snapshot_release(struct sl_snapshot *s);
+/* Installs cfg as the current snapshot (takes ownership). */
+void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg);
+
+struct sl_exchange;
+typedef void (*sl_gone_cb)(struct sl_exchange *x);
+
+/* One client request from arrival to the last byte, with its arena. */
+struct sl_exchange {
+    struct sl_arena *arena;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct sl_worker *w;
+    struct sl_snapshot *snap;
+    char id[40];
+    int64_t t_start_us;
+    int64_t overhead_us;       /* time spent in sluice so far, excluding upstream waits */
+    int64_t seg_start_us;      /* start of the current in-sluice segment, 0 when none */
+    int client_gone;
+    int streaming;             /* the reply was started with evhttp_send_reply_start */
+    int status;                /* status sent to the client */
+    sl_gone_cb on_gone;        /* the handler's reaction to a client disconnect */
+    void *state;               /* the handler's own state, in the arena */
+    struct sl_usage_row row;   /* the ledger row, filled along the way */
+};
+
+typedef void (*sl_handler_fn)(struct sl_exchange *x);
+
+/* Sends a whole reply with a JSON body and ends the exchange. */
+void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_type,
+                       const char *body, size_t len);
+/* Sends an OpenAI-shaped error reply and ends the exchange. */
+void sl_exchange_error(struct sl_exchange *x, int status, const char *type, const char *message,
+                       const char *param, const char *code);
+/* Starts a streamed reply (status 200, text/event-stream). */
+void sl_exchange_stream_start(struct sl_exchange *x);
+/* Sends bytes of a started stream at once. */
+void sl_exchange_stream_write(struct sl_exchange *x, const char *p, size_t n);
+/* Ends a started stream and the exchange. */
+void sl_exchange_stream_end(struct sl_exchange *x);
+/* Ends an exchange whose client is gone (no reply possible). */
+void sl_exchange_abandon(struct sl_exchange *x);
+/* Adds the x-request-id and overhead headers; called by the reply functions. */
+void sl_exchange_add_headers(struct sl_exchange *x, const char *content_type);
+
+/* Overhead accounting: sluice's own work happens between begin and end; the
+ * waits for the upstream fall outside. */
+void sl_exchange_overhead_begin(struct sl_exchange *x);
+void sl_exchange_overhead_end(struct sl_exchange *x);
+
+/* Handlers (one file each). */
+void sl_chat_handle(struct sl_exchange *x);
+void sl_models_handle(struct sl_exchange *x);
+void sl_health_handle(struct sl_exchange *x);
+void sl_metrics_handle(struct sl_exchange *x);
+
+/* Reads the whole request body (already in memory); returns a view. */
+const char *sl_exchange_body(struct sl_exchange *x, size_t *len);
+
+#endif

@@ -1,0 +1,204 @@
+/* A worker thread: its own event loop, HTTP server on the shared port, and
+ * upstream pool. Requests are routed here and live their whole life on it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "server/internal.h"
+#include "server/metrics.h"
+#include "server/worker.h"
+#include "upstream/upstream.h"
+
+/* To add an endpoint: a row here, a handler in its own file declared in
+ * internal.h, an end-to-end test, and a line in README.md. */
+static const struct route {
+    enum evhttp_cmd_type method;
+    const char *path;
+    sl_handler_fn fn;
+} routes[] = {
+    {EVHTTP_REQ_POST, "/v1/chat/completions", sl_chat_handle},
+    {EVHTTP_REQ_POST, "/chat/completions", sl_chat_handle},
+    {EVHTTP_REQ_GET, "/v1/models", sl_models_handle},
+    {EVHTTP_REQ_GET, "/models", sl_models_handle},
+    {EVHTTP_REQ_GET, "/health", sl_health_handle},
+    {EVHTTP_REQ_GET, "/metrics", sl_metrics_handle},
+};
+
+static void make_id(char *out, size_t cap)
+{
+    static _Thread_local uint64_t state;
+    if (!state && getrandom(&state, sizeof(state), 0) != sizeof(state))
+        state = (uint64_t)sl_now_us() | 1;
+    /* xorshift64*: ids need to be unique, not secret */
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    uint64_t a = state * 0x2545F4914F6CDD1DULL;
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    uint64_t b = state * 0x2545F4914F6CDD1DULL;
+    snprintf(out, cap, "req_%016llx%08llx", (unsigned long long)a, (unsigned long long)(b >> 32));
+}
+
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct sl_exchange *x = arg;
+    if (x->w->forced)
+        return; /* evhttp_free at a forced stop: libevent frees the request itself */
+    x->client_gone = 1;
+    x->evcon = NULL;
+    if (x->on_gone)
+        x->on_gone(x);
+}
+
+static const struct route *find_route(const char *path, enum evhttp_cmd_type method, int *path_known)
+{
+    *path_known = 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(routes[i].path, path) != 0)
+            continue;
+        *path_known = 1;
+        if (routes[i].method == method)
+            return &routes[i];
+    }
+    return NULL;
+}
+
+static struct sl_exchange *exchange_new(struct sl_worker *w, struct evhttp_request *req)
+{
+    struct sl_arena *arena = sl_arena_new();
+    struct sl_exchange *x = arena ? sl_arena_alloc(arena, sizeof(*x)) : NULL;
+    if (!x) {
+        sl_arena_free(arena);
+        return NULL;
+    }
+    x->arena = arena;
+    x->req = req;
+    x->w = w;
+    x->t_start_us = sl_now_us();
+    x->seg_start_us = x->t_start_us;
+    x->snap = sl_snapshot_acquire(w->srv);
+    x->row.ts_ms = sl_wall_ms();
+    x->row.ttft_us = -1;
+    make_id(x->id, sizeof(x->id));
+    snprintf(x->row.id, sizeof(x->row.id), "%s", x->id);
+    x->evcon = evhttp_request_get_connection(req);
+    if (x->evcon) {
+        evhttp_connection_set_closecb(x->evcon, on_close, x);
+        const struct sl_server_cfg *s = &x->snap->cfg->server;
+        struct timeval tv = {s->write_timeout_ms / 1000, (s->write_timeout_ms % 1000) * 1000};
+        evhttp_connection_set_timeout_tv(x->evcon, &tv);
+    }
+    w->inflight++;
+    atomic_fetch_add(&w->srv->inflight, 1);
+    sl_metrics_inflight(1);
+    return x;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct sl_worker *w = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    struct sl_exchange *x = exchange_new(w, req);
+    if (!x) {
+        evhttp_send_error(req, 503, "out of memory");
+        return;
+    }
+    int known;
+    const struct route *r = find_route(path ? path : "", evhttp_request_get_command(req), &known);
+    if (r)
+        r->fn(x);
+    else if (known)
+        sl_exchange_error(x, 405, "invalid_request_error", "method not allowed for this path", NULL,
+                          NULL);
+    else
+        sl_exchange_error(x, 404, "invalid_request_error", "no such endpoint", NULL,
+                          "unknown_url");
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_worker *w = arg;
+    sl_warn("worker %d: %d request(s) still in flight after the drain timeout: closing them",
+            w->index, w->inflight);
+    w->forced = 1;
+    event_base_loopbreak(w->base);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_worker *w = arg;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    int ms = w->srv->snap->cfg->server.drain_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_once(w->base, -1, EV_TIMEOUT, on_drain_timeout, w, &tv);
+    if (w->bound) {
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+    }
+    if (w->inflight == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+int sl_worker_init(struct sl_worker *w, struct sl_server *srv, int index, evutil_socket_t fd,
+                   const struct sl_server_cfg *cfg)
+{
+    w->srv = srv;
+    w->index = index;
+    w->base = event_base_new();
+    w->http = w->base ? evhttp_new(w->base) : NULL;
+    w->up = w->base ? sl_upstream_new(w->base) : NULL;
+    w->drain_ev = w->base ? event_new(w->base, -1, 0, on_drain, w) : NULL;
+    if (!w->http || !w->up || !w->drain_ev)
+        return -1;
+    /* Bodies up to twice the limit are read so the handler can answer 413 in the
+     * client's format; beyond that libevent refuses them itself. */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body * 2);
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_headers);
+    struct timeval tv = {cfg->read_timeout_ms / 1000, (cfg->read_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(w->http, &tv);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(w->http, on_request, w);
+    w->bound = evhttp_accept_socket_with_handle(w->http, fd);
+    return w->bound ? 0 : -1;
+}
+
+static void *worker_main(void *arg)
+{
+    struct sl_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int sl_worker_start(struct sl_worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) ? -1 : 0;
+}
+
+void sl_worker_drain(struct sl_worker *w)
+{
+    event_active(w->drain_ev, EV_READ, 0);
+}
+
+void sl_worker_join_release(struct sl_worker *w)
+{
+    pthread_join(w->thread, NULL);
+    if (w->http)
+        evhttp_free(w->http);
+    sl_upstream_free(w->up);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
+    if (w->base)
+        event_base_free(w->base);
+}
