@@ -279,7 +279,7 @@ static int on_sse_event(void *arg, const struct sl_sse_event *ev)
 {
     struct chat *c = arg;
     if (ev->comment) {
-        emit(c, ":", ev->data, ev->data_len); /* keep-alives keep the client's connection too */
+        emit(c, ": ", ev->data, ev->data_len); /* keep-alives keep the client's connection too */
         return 0;
     }
     if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -52,6 +53,8 @@ static void finish(struct sl_exchange *x)
     row->status = x->status;
     row->client_gone = x->client_gone;
     row->latency_us = sl_now_us() - x->t_start_us;
+    if (x->watch)
+        event_free(x->watch);
     if (x->evcon) {
         /* The connection may carry more requests: back to the idle-read timeout. */
         const struct sl_server_cfg *s = &x->snap->cfg->server;
@@ -83,7 +86,7 @@ void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_ty
         evhttp_send_reply(x->req, status, NULL, out);
         if (out)
             evbuffer_free(out);
-    } else {
+    } else if (x->req_ours) {
         evhttp_request_free(x->req);
     }
     finish(x);
@@ -111,6 +114,14 @@ void sl_exchange_stream_start(struct sl_exchange *x)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(x->req, 200, "OK");
+    /* A streaming client sends nothing while it reads: only a write that cannot
+     * drain within write_timeout means a slow or dead client. */
+    struct bufferevent *bev = x->evcon ? evhttp_connection_get_bufferevent(x->evcon) : NULL;
+    if (bev) {
+        int ms = x->snap->cfg->server.write_timeout_ms;
+        struct timeval wt = {ms / 1000, (ms % 1000) * 1000};
+        bufferevent_set_timeouts(bev, NULL, &wt);
+    }
 }
 
 void sl_exchange_stream_write(struct sl_exchange *x, const char *p, size_t n)
@@ -127,15 +138,16 @@ void sl_exchange_stream_write(struct sl_exchange *x, const char *p, size_t n)
 
 void sl_exchange_stream_end(struct sl_exchange *x)
 {
-    if (x->client_gone)
-        evhttp_request_free(x->req);
-    else
+    if (!x->client_gone)
         evhttp_send_reply_end(x->req);
+    else if (x->req_ours)
+        evhttp_request_free(x->req);
     finish(x);
 }
 
 void sl_exchange_abandon(struct sl_exchange *x)
 {
-    evhttp_request_free(x->req);
+    if (x->req_ours)
+        evhttp_request_free(x->req);
     finish(x);
 }

@@ -34,7 +34,6 @@ struct sl_worker {
     struct sl_upstream *up;
     struct event *drain_ev;   /* made active by the main thread on SIGTERM */
     int draining;
-    int forced;               /* the drain timeout passed: requests are dropped */
     int inflight;             /* exchanges alive on this worker */
 };
 
@@ -72,6 +71,8 @@ struct sl_exchange {
     int64_t overhead_us;       /* time spent in sluice so far, excluding upstream waits */
     int64_t seg_start_us;      /* start of the current in-sluice segment, 0 when none */
     int client_gone;
+    int req_ours;              /* the client left and libevent detached req: we free it */
+    struct event *watch;       /* notices a client that closes while we wait */
     int streaming;             /* the reply was started with evhttp_send_reply_start */
     int status;                /* status sent to the client */
     sl_gone_cb on_gone;        /* the handler's reaction to a client disconnect */

@@ -1,9 +1,13 @@
 /* A worker thread: its own event loop, HTTP server on the shared port, and
  * upstream pool. Requests are routed here and live their whole life on it. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -50,12 +54,42 @@ static void make_id(char *out, size_t cap)
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     struct sl_exchange *x = arg;
-    if (x->w->forced)
-        return; /* evhttp_free at a forced stop: libevent frees the request itself */
     x->client_gone = 1;
     x->evcon = NULL;
+    /* libevent detaches a request whose client hung up (and we must free it), but
+     * frees it itself when the connection is freed on purpose. */
+    x->req_ours = evhttp_request_get_connection(x->req) == NULL;
+    if (x->watch)
+        event_del(x->watch);
     if (x->on_gone)
         x->on_gone(x);
+}
+
+/* evhttp reads nothing more from a connection while its request is being served,
+ * so a client that hangs up is only noticed at the next write. Peek instead. */
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_exchange *x = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        event_del(x->watch); /* a pipelined request: evhttp reads it later */
+        return;
+    }
+    evhttp_connection_free(x->evcon); /* runs on_close */
+}
+
+static void watch_client(struct sl_exchange *x)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(x->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    x->watch = event_new(x->w->base, fd, EV_READ | EV_PERSIST, on_client_readable, x);
+    if (x->watch)
+        event_add(x->watch, NULL);
 }
 
 static const struct route *find_route(const char *path, enum evhttp_cmd_type method, int *path_known)
@@ -95,6 +129,7 @@ static struct sl_exchange *exchange_new(struct sl_worker *w, struct evhttp_reque
         const struct sl_server_cfg *s = &x->snap->cfg->server;
         struct timeval tv = {s->write_timeout_ms / 1000, (s->write_timeout_ms % 1000) * 1000};
         evhttp_connection_set_timeout_tv(x->evcon, &tv);
+        watch_client(x);
     }
     w->inflight++;
     atomic_fetch_add(&w->srv->inflight, 1);
@@ -129,7 +164,6 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
     struct sl_worker *w = arg;
     sl_warn("worker %d: %d request(s) still in flight after the drain timeout: closing them",
             w->index, w->inflight);
-    w->forced = 1;
     event_base_loopbreak(w->base);
 }
 

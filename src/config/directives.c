@@ -1,0 +1,330 @@
+/* The configuration keys: one directive table per block of the file, and the
+ * functions that type each value. The walker that applies them is in load.c. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/loader.h"
+#include "core/limits.h"
+#include "core/log.h"
+
+#define MAX_WORKERS        1024
+#define MAX_CONTEXT_WINDOW 100000000 /* tokens; a larger number is a typo */
+
+static int set_string(struct loader *ld, const struct scalar *v, void *base,
+                      const struct directive *d)
+{
+    char *s = strdup(v->s);
+    if (!s) {
+        sl_config_oom(ld, v->line);
+        return -1;
+    }
+    char **field = FIELD(char *, base, d);
+    free(*field);
+    *field = s;
+    return 0;
+}
+
+static int has_space_or_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(*s - '0');
+        if (n > max)
+            return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* Provider names end up in logs, metrics labels and URLs: keep them plain. */
+static int parse_name(struct loader *ld, const struct scalar *v, void *base,
+                      const struct directive *d)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+    if (v->len > SL_MAX_NAME || strspn(v->s, ok) != v->len) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.64s' is not a valid name (at most %d letters, digits, '.', '_' or '-')",
+                      v->s, SL_MAX_NAME);
+        return -1;
+    }
+    return set_string(ld, v, base, d);
+}
+
+/* Model names may hold '/', ':' or '@' ("meta-llama/Llama-3-8B", "qwen3:32b"). */
+static int parse_model_id(struct loader *ld, const struct scalar *v, void *base,
+                          const struct directive *d)
+{
+    if (v->len > SL_MAX_NAME || has_space_or_ctl(v->s)) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.64s' is not a valid model name (at most %d characters, no spaces)", v->s,
+                      SL_MAX_NAME);
+        return -1;
+    }
+    return set_string(ld, v, base, d);
+}
+
+/* The value is not echoed: a URL may carry credentials. */
+static int parse_url(struct loader *ld, const struct scalar *v, void *base,
+                     const struct directive *d)
+{
+    const char *host = NULL;
+    if (strncmp(v->s, "https://", 8) == 0)
+        host = v->s + 8;
+    else if (strncmp(v->s, "http://", 7) == 0)
+        host = v->s + 7;
+    if (!host || !*host || *host == '/' || v->len > SL_MAX_URL || has_space_or_ctl(v->s)) {
+        sl_config_bad(ld, v->line, v->key,
+                      "expected an http:// or https:// URL with a host, at most %d characters, "
+                      "no spaces", SL_MAX_URL);
+        return -1;
+    }
+    if (set_string(ld, v, base, d))
+        return -1;
+    char *url = *FIELD(char *, base, d);
+    for (size_t n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
+        url[n - 1] = '\0';
+    return 0;
+}
+
+static int valid_host(const char *h, size_t len)
+{
+    if (len >= 2 && h[0] == '[')
+        return h[len - 1] == ']' && strspn(h + 1, "0123456789abcdefABCDEF:.") == len - 2;
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+    return len > 0 && strspn(h, ok) >= len;
+}
+
+static int parse_listen(struct loader *ld, const struct scalar *v, void *base,
+                        const struct directive *d)
+{
+    const char *colon = strrchr(v->s, ':');
+    uint64_t port = 0;
+    if (!colon || !valid_host(v->s, (size_t)(colon - v->s)) ||
+        parse_uint(colon + 1, 65535, &port) || port == 0) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.64s' is not HOST:PORT (e.g. 127.0.0.1:4000, 0.0.0.0:4000, [::1]:4000; "
+                      "port 1-65535)", v->s);
+        return -1;
+    }
+    return set_string(ld, v, base, d);
+}
+
+/* The value is not echoed: a store URL may carry a password. */
+static int parse_store(struct loader *ld, const struct scalar *v, void *base,
+                       const struct directive *d)
+{
+    if (strncmp(v->s, "postgres://", 11) == 0 || strncmp(v->s, "postgresql://", 13) == 0) {
+        sl_config_bad(ld, v->line, v->key, "postgres:// is not supported yet; use sqlite://PATH");
+        return -1;
+    }
+    if (strncmp(v->s, "sqlite://", 9) != 0 || !v->s[9]) {
+        sl_config_bad(ld, v->line, v->key, "expected sqlite://PATH (e.g. sqlite://./sluice.db)");
+        return -1;
+    }
+    return set_string(ld, v, base, d);
+}
+
+static int parse_log_level(struct loader *ld, const struct scalar *v, void *base,
+                           const struct directive *d)
+{
+    enum sl_log_level level;
+    if (sl_log_parse_level(v->s, &level) < 0) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not one of debug, info, warn, error", v->s);
+        return -1;
+    }
+    return set_string(ld, v, base, d);
+}
+
+static int parse_kind(struct loader *ld, const struct scalar *v, void *base,
+                      const struct directive *d)
+{
+    if (sl_wire_parse(v->s, FIELD(enum sl_wire, base, d))) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not one of openai, anthropic, gemini", v->s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_sim(struct loader *ld, const struct scalar *v, void *base,
+                     const struct directive *d)
+{
+    static const struct { const char *word; int value; } words[] = {
+        {"auto", -1}, {"true", 1}, {"false", 0},
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(v->s, words[i].word) == 0) {
+            *FIELD(int, base, d) = words[i].value;
+            return 0;
+        }
+    }
+    sl_config_bad(ld, v->line, v->key, "'%.32s' is not one of auto, true, false", v->s);
+    return -1;
+}
+
+static int parse_workers(struct loader *ld, const struct scalar *v, void *base,
+                         const struct directive *d)
+{
+    uint64_t n;
+    if (parse_uint(v->s, MAX_WORKERS, &n)) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a number from 0 (one per core) to %d",
+                      v->s, MAX_WORKERS);
+        return -1;
+    }
+    *FIELD(int, base, d) = (int)n;
+    return 0;
+}
+
+static int parse_context(struct loader *ld, const struct scalar *v, void *base,
+                         const struct directive *d)
+{
+    uint64_t n;
+    if (parse_uint(v->s, MAX_CONTEXT_WINDOW, &n)) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a number of tokens (0 to %d)", v->s,
+                      MAX_CONTEXT_WINDOW);
+        return -1;
+    }
+    *FIELD(int64_t, base, d) = (int64_t)n;
+    return 0;
+}
+
+static int parse_size(struct loader *ld, const struct scalar *v, void *base,
+                      const struct directive *d)
+{
+    if (sl_config_parse_size(v->s, FIELD(size_t, base, d))) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a size (e.g. 65536, 64KiB, 10MiB, 1GB)",
+                      v->s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_duration(struct loader *ld, const struct scalar *v, void *base,
+                          const struct directive *d)
+{
+    if (sl_config_parse_duration(v->s, FIELD(int, base, d))) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a duration (e.g. 200ms, 10s, 5m, 1h, or "
+                      "milliseconds)", v->s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A key written as ${VAR} whose variable is unset disables its provider instead of
+ * failing the load: one config file serves every environment. Never echoes the key. */
+static int parse_api_key(struct loader *ld, const struct scalar *v, void *base,
+                         const struct directive *d)
+{
+    struct sl_provider_cfg *p = base;
+    if (v->unset) {
+        char reason[SL_MAX_NAME + 16];
+        snprintf(reason, sizeof(reason), "%s is not set", v->unset);
+        free(p->disabled_reason);
+        p->disabled_reason = strdup(reason);
+        p->enabled = 0;
+        if (!p->disabled_reason)
+            sl_config_oom(ld, v->line);
+        return p->disabled_reason ? 0 : -1;
+    }
+    for (const char *c = v->s; *c; c++) {
+        if ((unsigned char)*c < ' ' || *c == 0x7f) {
+            sl_config_bad(ld, v->line, v->key, "contains control characters");
+            return -1;
+        }
+    }
+    return v->len ? set_string(ld, v, base, d) : 0;
+}
+
+/* To add a key: a row here (its default written as it would be in the file), a case in
+ * tests/unit/test_config.c, and its line in docs/config.md (and examples/sluice.yaml
+ * when users should see it). Parsing, defaults and "unknown key" hints follow. */
+
+#define SRV(field) offsetof(struct sl_server_cfg, field)
+static const struct directive server_rows[] = {
+    {.key = "listen", .scalar = parse_listen, .off = SRV(listen), .def = "127.0.0.1:4000"},
+    {.key = "workers", .scalar = parse_workers, .off = SRV(workers), .def = "0"},
+    {.key = "max_body", .scalar = parse_size, .off = SRV(max_body), .def = "10MiB"},
+    {.key = "max_headers", .scalar = parse_size, .off = SRV(max_headers), .def = "64KiB"},
+    {.key = "read_timeout", .scalar = parse_duration, .off = SRV(read_timeout_ms), .def = "30s"},
+    {.key = "write_timeout", .scalar = parse_duration, .off = SRV(write_timeout_ms), .def = "60s"},
+    {.key = "drain_timeout", .scalar = parse_duration, .off = SRV(drain_timeout_ms), .def = "30s"},
+    {.key = "log_level", .scalar = parse_log_level, .off = SRV(log_level), .def = "info"},
+};
+static const struct table server_table = TABLE("server", server_rows);
+
+#define TMO(field) offsetof(struct sl_timeouts, field)
+static const struct directive upstream_rows[] = {
+    {.key = "connect_timeout", .scalar = parse_duration, .off = TMO(connect_ms), .def = "10s"},
+    {.key = "first_byte_timeout", .scalar = parse_duration, .off = TMO(first_byte_ms),
+     .def = "120s"},
+    {.key = "idle_timeout", .scalar = parse_duration, .off = TMO(idle_ms), .def = "60s"},
+    {.key = "total_timeout", .scalar = parse_duration, .off = TMO(total_ms), .def = "600s"},
+};
+static const struct table upstream_table = TABLE("upstream", upstream_rows);
+
+/* Provider timeouts have no default here: unset ones (0) are taken from upstream:
+ * after the whole file is read, since upstream: may come after providers:. */
+#define PRV(field) offsetof(struct sl_provider_cfg, field)
+static const struct directive provider_rows[] = {
+    {.key = "name", .scalar = parse_name, .off = PRV(name), .flags = D_REQUIRED},
+    {.key = "kind", .scalar = parse_kind, .off = PRV(kind), .flags = D_REQUIRED},
+    {.key = "base_url", .scalar = parse_url, .off = PRV(base_url), .flags = D_REQUIRED},
+    {.key = "api_key", .scalar = parse_api_key, .off = PRV(api_key), .flags = D_EMPTY_OK},
+    {.key = "connect_timeout", .scalar = parse_duration, .off = PRV(timeouts.connect_ms)},
+    {.key = "first_byte_timeout", .scalar = parse_duration, .off = PRV(timeouts.first_byte_ms)},
+    {.key = "idle_timeout", .scalar = parse_duration, .off = PRV(timeouts.idle_ms)},
+    {.key = "total_timeout", .scalar = parse_duration, .off = PRV(timeouts.total_ms)},
+};
+static const struct table provider_table = TABLE("a provider (name, kind, base_url)",
+                                                 provider_rows);
+
+#define MDL(field) offsetof(struct sl_model_cfg, field)
+static const struct directive model_rows[] = {
+    {.key = "name", .scalar = parse_model_id, .off = MDL(name), .flags = D_REQUIRED},
+    {.key = "provider", .scalar = parse_model_id, .off = MDL(provider), .flags = D_REQUIRED},
+    {.key = "model", .scalar = parse_model_id, .off = MDL(model)},
+    {.key = "context_window", .scalar = parse_context, .off = MDL(context_window)},
+};
+static const struct table model_table = TABLE("a model (name, provider)", model_rows);
+
+static void init_provider(void *item, int line)
+{
+    struct sl_provider_cfg *p = item;
+    p->enabled = 1; /* until an api_key: ${VAR} says otherwise */
+    p->line = line;
+}
+
+static void init_model(void *item, int line)
+{
+    ((struct sl_model_cfg *)item)->line = line;
+}
+
+#define TOP(field) offsetof(struct sl_config, field)
+static const struct list providers_list = {&provider_table, sizeof(struct sl_provider_cfg),
+                                           SL_MAX_PROVIDERS, TOP(providers), TOP(nproviders),
+                                           init_provider};
+static const struct list models_list = {&model_table, sizeof(struct sl_model_cfg), SL_MAX_MODELS,
+                                        TOP(models), TOP(nmodels), init_model};
+
+static const struct directive top_rows[] = {
+    {.key = "server", .map = &server_table, .off = TOP(server)},
+    {.key = "store", .scalar = parse_store, .off = TOP(store), .def = "sqlite://./sluice.db"},
+    {.key = "upstream", .map = &upstream_table, .off = TOP(upstream)},
+    {.key = "sim", .scalar = parse_sim, .off = TOP(sim), .def = "auto"},
+    {.key = "providers", .list = &providers_list},
+    {.key = "models", .list = &models_list},
+};
+const struct table sl_config_top_table = TABLE("the top level", top_rows);

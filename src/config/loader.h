@@ -1,0 +1,77 @@
+/* Private to src/config: what the YAML walker (load.c) and the directive tables
+ * (directives.c) share. Nothing outside src/config includes this. */
+#ifndef SL_CONFIG_LOADER_H
+#define SL_CONFIG_LOADER_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+
+struct loader {
+    const char *name;      /* file name used in error lines */
+    struct sl_buf *errors; /* may be NULL */
+    int nerrors;
+    struct sl_config *cfg;
+    char path[96]; /* where the walk is, for messages: "server", "providers[2]" */
+};
+
+/* A scalar value, substituted and ready to be typed. */
+struct scalar {
+    const char *key;   /* directive name, for messages */
+    const char *s;     /* NUL-terminated */
+    size_t len;
+    int line;          /* 1-based; 0 for a built-in default */
+    const char *unset; /* a ${VAR} in it that came out empty, or NULL */
+};
+
+struct directive;
+
+/* Types v into the field d names in base. On a bad value, reports it with
+ * sl_config_bad and returns -1; the field is then left as it was. */
+typedef int (*scalar_fn)(struct loader *ld, const struct scalar *v, void *base,
+                         const struct directive *d);
+
+struct table {
+    const char *what; /* for "missing key" and "expected a mapping" messages */
+    const struct directive *rows;
+    size_t n; /* at most 64: the walker keeps one bit per row */
+};
+
+#define TABLE(what, rows) {what, rows, sizeof(rows) / sizeof(rows[0])}
+
+/* A sequence of mappings that becomes an array of structs in the config. */
+struct list {
+    const struct table *item;
+    size_t size;      /* of one struct */
+    size_t max;       /* entries allowed */
+    size_t arr_off;   /* the array pointer in the block's struct */
+    size_t count_off; /* its size_t count */
+    void (*init)(void *item, int line); /* prepares an item before its keys are read */
+};
+
+enum { D_REQUIRED = 1, D_EMPTY_OK = 2 };
+
+/* One configuration key. Exactly one of scalar, map and list is set. */
+struct directive {
+    const char *key;
+    scalar_fn scalar;        /* the value is a scalar typed by this function, */
+    const struct table *map; /* or a mapping of these directives, */
+    const struct list *list; /* or a sequence of such mappings */
+    size_t off;              /* the field (for map: the sub-struct) in the block's struct */
+    const char *def;         /* default, written as in the file; NULL for none */
+    unsigned flags;
+};
+
+#define FIELD(type, base, d) ((type *)(void *)((char *)(base) + (d)->off))
+
+/* The whole file, starting at its top level. */
+extern const struct table sl_config_top_table;
+
+/* Reports a problem with key (NULL: with the block being walked), prefixed by where
+ * it is: "FILE:LINE: server.listen: ...", "FILE:LINE: providers[1]: ...". */
+void sl_config_bad(struct loader *ld, int line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+void sl_config_oom(struct loader *ld, int line);
+
+#endif

@@ -1,0 +1,368 @@
+/* The SQLite store backend (sqlite://PATH): one file in WAL mode, schema created
+ * and migrated on open, usage rows inserted with one prepared statement. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "meter/ledger.h"
+
+struct sqlite_store {
+    struct sl_store base; /* first, so a struct sl_store * is a struct sqlite_store * */
+    sqlite3 *db;
+    sqlite3_stmt *insert; /* prepared once: the ledger writer runs it for every row */
+};
+
+/* Migration i takes the schema from version i to version i + 1. To change the
+ * schema, append a row (never edit one that has shipped) and update docs/usage.md. */
+static const char *const migrations[] = {
+    "CREATE TABLE usage ("
+    " id TEXT NOT NULL, ts_ms INTEGER NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL,"
+    " provider TEXT NOT NULL, upstream_model TEXT NOT NULL,"
+    " prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,"
+    " cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL,"
+    " estimated INTEGER NOT NULL, status INTEGER NOT NULL, stream INTEGER NOT NULL,"
+    " client_gone INTEGER NOT NULL, latency_us INTEGER NOT NULL, ttft_us INTEGER NOT NULL,"
+    " error TEXT NOT NULL);"
+    "CREATE INDEX usage_ts ON usage(ts_ms);"
+    "CREATE INDEX usage_model_ts ON usage(model, ts_ms);",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static const char insert_sql[] =
+    "INSERT INTO usage (id, ts_ms, key, model, provider, upstream_model, prompt_tokens,"
+    " completion_tokens, cached_tokens, reasoning_tokens, estimated, status, stream,"
+    " client_gone, latency_us, ttft_us, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+static const char totals_sql[] =
+    "SELECT model, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),"
+    " sum(reasoning_tokens), sum(estimated != 0), sum(status >= 400)"
+    " FROM usage WHERE ts_ms >= ? GROUP BY model ORDER BY model";
+
+/* Locked or out of space can go away by itself; the caller may retry those. */
+static int map_error(sqlite3 *db, int rc, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+        return SL_STORE_BUSY;
+    default:
+        return SL_STORE_ERROR;
+    }
+}
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? SL_STORE_OK : map_error(db, rc, sql, err, errlen);
+}
+
+/* Runs a query returning one integer. */
+static int query_int(sqlite3 *db, const char *sql, int64_t *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    int result = rc == SQLITE_OK ? SL_STORE_OK : map_error(db, rc, sql, err, errlen);
+    sqlite3_finalize(st);
+    return result;
+}
+
+/* 0 for a database that has never been migrated. */
+static int schema_version(sqlite3 *db, int64_t *version, char *err, size_t errlen)
+{
+    int64_t exists = 0;
+    int result = query_int(
+        db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+        &exists, err, errlen);
+    *version = 0;
+    if (result == SL_STORE_OK && exists)
+        result = query_int(db, "SELECT coalesce(max(version), 0) FROM schema_version", version,
+                           err, errlen);
+    return result;
+}
+
+static int apply_migration(sqlite3 *db, int64_t from, char *err, size_t errlen)
+{
+    char sql[160];
+    int result = exec(db, migrations[from], err, errlen);
+    if (result)
+        return result;
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO schema_version (version, applied_ms) VALUES (%lld, %lld)",
+             (long long)(from + 1), (long long)sl_wall_ms());
+    return exec(db, sql, err, errlen);
+}
+
+/* Brings the schema up to date in one write transaction. The version is read
+ * again under the write lock, so two processes opening a new file at once do
+ * not both apply a migration. */
+static int migrate_locked(sqlite3 *db, char *err, size_t errlen)
+{
+    int64_t version;
+    int result = exec(db, "BEGIN IMMEDIATE", err, errlen);
+    if (result)
+        return result;
+    result = exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                      " version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)",
+                  err, errlen);
+    if (result == SL_STORE_OK)
+        result = schema_version(db, &version, err, errlen);
+    for (; result == SL_STORE_OK && version < NMIGRATIONS; version++)
+        result = apply_migration(db, version, err, errlen);
+    if (result == SL_STORE_OK)
+        result = exec(db, "COMMIT", err, errlen);
+    if (result)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return result;
+}
+
+/* An up-to-date schema is only read, so opening takes no write lock then. */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    int64_t version;
+    int result = schema_version(db, &version, err, errlen);
+    if (result)
+        return result;
+    if (version > NMIGRATIONS) {
+        snprintf(err, errlen, "sqlite: schema version %lld is newer than this sluice knows (%d)",
+                 (long long)version, NMIGRATIONS);
+        return SL_STORE_ERROR;
+    }
+    return version == NMIGRATIONS ? SL_STORE_OK : migrate_locked(db, err, errlen);
+}
+
+/* WAL lets `sluice usage` read while the server writes; NORMAL is durable
+ * across process crashes, which is what a ledger needs. */
+static int configure(sqlite3 *db, char *err, size_t errlen)
+{
+    int rc = sqlite3_busy_timeout(db, 5000);
+    if (rc != SQLITE_OK)
+        return map_error(db, rc, "busy_timeout", err, errlen);
+    int result = exec(db, "PRAGMA journal_mode=WAL", err, errlen);
+    if (result == SL_STORE_OK)
+        result = exec(db, "PRAGMA synchronous=NORMAL", err, errlen);
+    return result;
+}
+
+static int open_db(const char *path, int flags, sqlite3 **db, char *err, size_t errlen)
+{
+    /* Only one thread uses a store at a time, so SQLite's own mutexes are not needed. */
+    int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (!(flags & SL_STORE_MUST_EXIST))
+        oflags |= SQLITE_OPEN_CREATE;
+    else if (access(path, F_OK) != 0 && errno == ENOENT) {
+        snprintf(err, errlen, "no database at %s", path);
+        return SL_STORE_MISSING;
+    }
+    int rc = sqlite3_open_v2(path, db, oflags, NULL);
+    if (rc == SQLITE_OK)
+        return SL_STORE_OK;
+    snprintf(err, errlen, "sqlite: cannot open %s: %s", path,
+             *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+    return SL_STORE_ERROR;
+}
+
+static const struct sl_store_ops sqlite_ops;
+
+static int sqlite_open(const char *path, int flags, struct sl_store **out, char *err, size_t errlen)
+{
+    struct sqlite_store *s = calloc(1, sizeof(*s));
+    int result = SL_STORE_ERROR;
+    if (!s) {
+        snprintf(err, errlen, "sqlite: out of memory");
+        goto out;
+    }
+    s->base.ops = &sqlite_ops;
+    result = open_db(path, flags, &s->db, err, errlen);
+    if (result == SL_STORE_OK)
+        result = configure(s->db, err, errlen);
+    if (result == SL_STORE_OK)
+        result = migrate(s->db, err, errlen);
+    if (result == SL_STORE_OK) {
+        int rc = sqlite3_prepare_v3(s->db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->insert,
+                                    NULL);
+        if (rc != SQLITE_OK)
+            result = map_error(s->db, rc, "prepare insert", err, errlen);
+    }
+out:
+    if (result && s) {
+        sqlite3_close(s->db);
+        free(s);
+        s = NULL;
+    }
+    *out = s ? &s->base : NULL;
+    return result;
+}
+
+/* The row's strings are fixed arrays; strnlen guards one filled to the brim. */
+static void bind_text(sqlite3_stmt *st, int col, const char *s, size_t cap)
+{
+    sqlite3_bind_text(st, col, s, (int)strnlen(s, cap), SQLITE_STATIC);
+}
+
+static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
+{
+    bind_text(st, 1, r->id, sizeof(r->id));
+    sqlite3_bind_int64(st, 2, r->ts_ms);
+    bind_text(st, 3, r->key, sizeof(r->key));
+    bind_text(st, 4, r->model, sizeof(r->model));
+    bind_text(st, 5, r->provider, sizeof(r->provider));
+    bind_text(st, 6, r->upstream_model, sizeof(r->upstream_model));
+    sqlite3_bind_int64(st, 7, r->prompt_tokens);
+    sqlite3_bind_int64(st, 8, r->completion_tokens);
+    sqlite3_bind_int64(st, 9, r->cached_tokens);
+    sqlite3_bind_int64(st, 10, r->reasoning_tokens);
+    sqlite3_bind_int(st, 11, r->estimated);
+    sqlite3_bind_int(st, 12, r->status);
+    sqlite3_bind_int(st, 13, r->stream);
+    sqlite3_bind_int(st, 14, r->client_gone);
+    sqlite3_bind_int64(st, 15, r->latency_us);
+    sqlite3_bind_int64(st, 16, r->ttft_us);
+    bind_text(st, 17, r->error, sizeof(r->error));
+}
+
+static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
+                      size_t errlen)
+{
+    bind_row(s->insert, r);
+    int rc = sqlite3_step(s->insert);
+    sqlite3_reset(s->insert);
+    sqlite3_clear_bindings(s->insert); /* the bound text belongs to the caller's row */
+    return rc == SQLITE_DONE ? SL_STORE_OK : map_error(s->db, rc, "insert usage", err, errlen);
+}
+
+static int sqlite_insert_usage(struct sl_store *base, const struct sl_usage_row *rows, size_t n,
+                               char *err, size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int result = exec(s->db, "BEGIN IMMEDIATE", err, errlen);
+    if (result)
+        return result;
+    for (size_t i = 0; i < n && result == SL_STORE_OK; i++)
+        result = insert_row(s, &rows[i], err, errlen);
+    if (result == SL_STORE_OK)
+        result = exec(s->db, "COMMIT", err, errlen);
+    /* A failed COMMIT leaves the transaction open; all or nothing means roll back. */
+    if (result && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return result;
+}
+
+static void read_total(sqlite3_stmt *st, struct sl_usage_total *t)
+{
+    const unsigned char *model = sqlite3_column_text(st, 0);
+    snprintf(t->model, sizeof(t->model), "%s", model ? (const char *)model : "");
+    t->requests = sqlite3_column_int64(st, 1);
+    t->prompt_tokens = sqlite3_column_int64(st, 2);
+    t->completion_tokens = sqlite3_column_int64(st, 3);
+    t->cached_tokens = sqlite3_column_int64(st, 4);
+    t->reasoning_tokens = sqlite3_column_int64(st, 5);
+    t->estimated = sqlite3_column_int64(st, 6);
+    t->errors = sqlite3_column_int64(st, 7);
+}
+
+/* Makes room for one more total, doubling the array. */
+static int grow(struct sl_usage_total **v, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    struct sl_usage_total *nv = realloc(*v, ncap * sizeof(**v));
+    if (!nv)
+        return -1;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+static int sqlite_usage_totals(struct sl_store *base, int64_t since_ms,
+                               struct sl_usage_total **out, size_t *n, char *err, size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct sl_usage_total *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    int result = SL_STORE_OK;
+    int rc = sqlite3_prepare_v2(s->db, totals_sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 1, since_ms);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow(&v, len, &cap)) {
+            snprintf(err, errlen, "sqlite: out of memory");
+            result = SL_STORE_ERROR;
+            goto out;
+        }
+        read_total(st, &v[len++]);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE)
+        result = map_error(s->db, rc, "usage totals", err, errlen);
+out:
+    sqlite3_finalize(st);
+    if (result) {
+        free(v);
+        v = NULL;
+        len = 0;
+    }
+    *out = v;
+    *n = len;
+    return result;
+}
+
+static void sqlite_close(struct sl_store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_finalize(s->insert);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const struct sl_store_ops sqlite_ops = {
+    .scheme = "sqlite",
+    .open = sqlite_open,
+    .insert_usage = sqlite_insert_usage,
+    .usage_totals = sqlite_usage_totals,
+    .close = sqlite_close,
+};
+
+/* The store backends, by URL scheme. To add one: a row here, src/store/<name>.c
+ * with its ops, the ledger tests run against it, and a line in docs/usage.md.
+ * This table and sl_store_open move to store.c when the second backend lands. */
+static const struct sl_store_ops *const backends[] = {
+    &sqlite_ops,
+};
+
+const char *sl_store_parse_url(const char *url, size_t *scheme_len)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep || sep == url || sep[3] == '\0')
+        return NULL;
+    *scheme_len = (size_t)(sep - url);
+    return sep + 3;
+}
+
+int sl_store_open(const char *url, int flags, struct sl_store **out, char *err, size_t errlen)
+{
+    size_t slen = 0;
+    const char *rest = sl_store_parse_url(url, &slen);
+    *out = NULL;
+    for (size_t i = 0; rest && i < sizeof(backends) / sizeof(backends[0]); i++)
+        if (strlen(backends[i]->scheme) == slen && strncmp(url, backends[i]->scheme, slen) == 0)
+            return backends[i]->open(rest, flags, out, err, errlen);
+    snprintf(err, errlen, "unsupported store URL '%s' (expected sqlite://PATH)", url);
+    return SL_STORE_ERROR;
+}

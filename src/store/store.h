@@ -1,0 +1,85 @@
+/* The persistent store behind the ledger (and later keys and the knowledge base).
+ * One small vtable, one file per backend: sqlite.c today, postgres.c later. */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+
+struct sl_usage_row;
+
+/* Return codes of the store functions; the human text goes to err. */
+enum {
+    SL_STORE_OK = 0,
+    SL_STORE_ERROR = -1,   /* anything else: I/O, SQL, bad URL, out of memory */
+    SL_STORE_MISSING = -2, /* SL_STORE_MUST_EXIST was given and there is no database */
+    SL_STORE_BUSY = -3,    /* locked or out of space: worth retrying later */
+};
+
+/* Flags of sl_store_open. */
+#define SL_STORE_MUST_EXIST 1 /* fail with SL_STORE_MISSING instead of creating */
+
+/* Per-model sums over the usage table. */
+struct sl_usage_total {
+    char model[SL_MAX_NAME];
+    int64_t requests;
+    int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens;
+    int64_t estimated; /* rows whose tokens sluice estimated */
+    int64_t errors;    /* rows with status >= 400 */
+};
+
+struct sl_store;
+
+/* What a backend implements. A store is used by one thread at a time. */
+struct sl_store_ops {
+    const char *scheme; /* "sqlite" for sqlite://PATH */
+    int (*open)(const char *rest, int flags, struct sl_store **out, char *err, size_t errlen);
+    int (*insert_usage)(struct sl_store *s, const struct sl_usage_row *rows, size_t n, char *err,
+                        size_t errlen);
+    int (*usage_totals)(struct sl_store *s, int64_t since_ms, struct sl_usage_total **out,
+                        size_t *n, char *err, size_t errlen);
+    void (*close)(struct sl_store *s);
+};
+
+/* Every backend's store starts with this. */
+struct sl_store {
+    const struct sl_store_ops *ops;
+};
+
+/* Opens the store named by url ("sqlite://PATH"; PATH may be relative), creating
+ * the database and schema when missing (unless SL_STORE_MUST_EXIST) and applying
+ * pending migrations. Returns SL_STORE_OK and *out (close with sl_store_close),
+ * or a negative code with a message in err. */
+int sl_store_open(const char *url, int flags, struct sl_store **out, char *err, size_t errlen);
+
+/* Splits "scheme://rest". Returns a pointer to rest and the scheme's length in
+ * *scheme_len, or NULL when url has no "://" or an empty rest. */
+const char *sl_store_parse_url(const char *url, size_t *scheme_len);
+
+/* Inserts n rows in one transaction: all of them or none. Returns SL_STORE_OK,
+ * SL_STORE_BUSY (retry later) or SL_STORE_ERROR, with a message in err. */
+static inline int sl_store_insert_usage(struct sl_store *s, const struct sl_usage_row *rows,
+                                        size_t n, char *err, size_t errlen)
+{
+    return s->ops->insert_usage(s, rows, n, err, errlen);
+}
+
+/* Sums the rows with ts_ms >= since_ms per model, ordered by model. On success
+ * *out is a malloc'd array of *n totals (the caller frees it; NULL when *n is 0). */
+static inline int sl_store_usage_totals(struct sl_store *s, int64_t since_ms,
+                                        struct sl_usage_total **out, size_t *n, char *err,
+                                        size_t errlen)
+{
+    return s->ops->usage_totals(s, since_ms, out, n, err, errlen);
+}
+
+/* Closes the store and frees it. NULL is allowed. */
+static inline void sl_store_close(struct sl_store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+#endif
