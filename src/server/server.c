@@ -96,7 +96,10 @@ static void log_config(const struct sl_config *cfg, int sim)
     for (size_t i = 0; i < cfg->nmodels; i++)
         models += sl_config_find_model(cfg, cfg->models[i].name) != NULL;
     sl_info("%zu provider(s) enabled, %zu model(s) served", enabled_providers(cfg), models);
-    if (sim)
+    if (sim && cfg->sim == 1)
+        sl_info("sim: true: serving the built-in simulated provider too (models sim-small, "
+                "sim-large, sim-reasoner)");
+    else if (sim)
         sl_info("no provider key is set: serving the built-in simulated provider (models "
                 "sim-small, sim-large, sim-reasoner). Set e.g. DEEPSEEK_API_KEY to use a real "
                 "provider.");
@@ -109,7 +112,10 @@ static struct sl_config *load(struct sl_server *srv, int *sim)
     if (srv->config_path) {
         struct sl_buf errors = SL_BUF_INIT(64 * 1024);
         if (sl_config_load(srv->config_path, &cfg, &errors)) {
-            fprintf(stderr, "%s", errors.ptr ? errors.ptr : "config: cannot load\n");
+            for (char *line = errors.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                nl = strchr(line, '\n');
+                sl_error("%.*s", nl ? (int)(nl - line) : (int)strlen(line), line);
+            }
             sl_buf_release(&errors);
             return NULL;
         }

@@ -68,6 +68,7 @@ static const struct directive {
     {"ttft", offsetof(struct sim_directives, ttft_ms), SIM_MAX_MS},
     {"delay", offsetof(struct sim_directives, delay_ms), SIM_MAX_MS},
     {"words", offsetof(struct sim_directives, words), SIM_MAX_WORDS},
+    {"stamp", offsetof(struct sim_directives, stamp), 0},
 };
 
 /* Parses a decimal value, clamped to max. Returns -1 when it is not a number. */
@@ -134,7 +135,7 @@ void sl_sim_directives_parse(const char *text, struct sim_directives *d)
     /* Every field is an int whose "absent" value is -1, flags aside. */
     for (size_t i = 0; i < sizeof(*d) / sizeof(int); i++)
         ((int *)d)[i] = -1;
-    d->reset = d->no_usage = d->parallel_tools = 0;
+    d->reset = d->no_usage = d->parallel_tools = d->stamp = 0;
     if (text)
         each_token(text, on_directive_token, d);
 }

@@ -55,6 +55,7 @@ struct sim_directives {
     int malformed_after, error_after;
     int keepalive, no_usage, parallel_tools;
     int ttft_ms, delay_ms, words;
+    int stamp; /* flag: stream reply chunks carry their send time instead of text */
 };
 
 struct sim_tool_call {

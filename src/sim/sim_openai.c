@@ -6,6 +6,7 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "sim/sim.h"
@@ -227,18 +228,21 @@ static int chunk_close(const struct sim_exchange *x, struct sl_buf *out)
     return sl_buf_puts(out, x->usage ? "],\"usage\":null}\n\n" : "]}\n\n");
 }
 
-/* The delta object of a content-bearing piece. */
-static int delta(const struct sim_piece *p, struct sl_buf *out)
+/* The delta object of a content-bearing piece. With @sim:stamp a reply-text piece carries
+ * the time it is encoded (just before it is written), CLOCK_MONOTONIC microseconds. */
+static int delta(const struct sim_exchange *x, const struct sim_piece *p, struct sl_buf *out)
 {
     switch (p->kind) {
     case SIM_PIECE_START:
         return sl_buf_puts(out, "{\"role\":\"assistant\",\"content\":\"\"}");
+    case SIM_PIECE_TEXT:
+        if (x->dir->stamp > 0)
+            return sl_buf_printf(out, "{\"content\":\" %lld\"}", (long long)sl_now_us());
+        return sl_buf_puts(out, "{\"content\":") || sl_json_quote(out, p->text, p->len) ||
+               sl_buf_puts(out, "}");
     case SIM_PIECE_REASONING:
         return sl_buf_puts(out, "{\"reasoning_content\":") ||
                sl_json_quote(out, p->text, p->len) || sl_buf_puts(out, "}");
-    case SIM_PIECE_TEXT:
-        return sl_buf_puts(out, "{\"content\":") || sl_json_quote(out, p->text, p->len) ||
-               sl_buf_puts(out, "}");
     case SIM_PIECE_TOOL_START:
         return sl_buf_printf(out, "{\"tool_calls\":[{\"index\":%d,\"id\":\"call_sim_%d\","
                                   "\"type\":\"function\",\"function\":{\"name\":",
@@ -259,7 +263,7 @@ static int choice_chunk(const struct sim_exchange *x, const struct sim_piece *p,
 {
     const char *fr = p->kind == SIM_PIECE_FINISH ? finish_reason(x->ans) : NULL;
     return chunk_open(x, out) || sl_buf_puts(out, "{\"index\":0,\"delta\":") ||
-           delta(p, out) ||
+           delta(x, p, out) ||
            sl_buf_printf(out, ",\"logprobs\":null,\"finish_reason\":%s%s%s}", fr ? "\"" : "",
                          fr ? fr : "null", fr ? "\"" : "") ||
            chunk_close(x, out);
