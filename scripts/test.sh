@@ -29,7 +29,7 @@ if [ "$total" -eq 0 ]; then echo "unit: no tests ran"; failed=$((failed + 1)); f
 passed=$((passed + total - fails)); failed=$((failed + fails))
 [ "$fails" -gt 0 ] && grep -B5 -A40 "Failed\|FAILED" "$log/unit.txt" | head -200
 
-for suite in tests/cases/run.test.mjs "tests/e2e/*.test.mjs"; do
+for suite in tests/cases/lib/lib.test.mjs tests/cases/run.test.mjs "tests/e2e/*.test.mjs"; do
   echo "== $suite"
   # shellcheck disable=SC2086
   node --test --test-reporter=tap --test-concurrency=1 $suite >"$log/tap.txt" 2>&1

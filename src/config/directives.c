@@ -114,10 +114,10 @@ static int parse_listen(struct loader *ld, const struct scalar *v, void *base,
     const char *colon = strrchr(v->s, ':');
     uint64_t port = 0;
     if (!colon || !valid_host(v->s, (size_t)(colon - v->s)) ||
-        parse_uint(colon + 1, 65535, &port) || port == 0) {
+        parse_uint(colon + 1, 65535, &port)) {
         sl_config_bad(ld, v->line, v->key,
                       "'%.64s' is not HOST:PORT (e.g. 127.0.0.1:4000, 0.0.0.0:4000, [::1]:4000; "
-                      "port 1-65535)", v->s);
+                      "port 0-65535, 0 picks a free one)", v->s);
         return -1;
     }
     return set_string(ld, v, base, d);

@@ -34,6 +34,7 @@ struct chat {
     int64_t est_completion;
     int saw_done, saw_finish, usage_forwarded, broken;
     char *chunk_id, *chunk_model;    /* from the first chunk, for a synthesised usage chunk */
+    char *usage_json;                /* usage moved off a content chunk, as the provider sent it */
     int64_t chunk_created;
 };
 
@@ -221,7 +222,10 @@ static void emit_usage_chunk(struct chat *c)
                   (long long)c->chunk_created);
     sl_json_quote(&b, model, strlen(model));
     sl_buf_puts(&b, ",\"choices\":[],\"usage\":");
-    sl_openai_usage_json(&b, &c->usage);
+    if (c->usage_json)
+        sl_buf_puts(&b, c->usage_json);
+    else
+        sl_openai_usage_json(&b, &c->usage);
     sl_buf_puts(&b, "}");
     emit(c, "data: ", b.ptr ? b.ptr : "{}", b.len);
     sl_buf_release(&b);
@@ -237,6 +241,36 @@ static int has_finish(const cJSON *obj)
             return 1;
     }
     return 0;
+}
+
+/* Takes the usage object off a chunk that also carries choices (DeepSeek and GLM put
+ * it on the finish chunk, Moonshot inside the choice), keeping it in OpenAI's shape
+ * for the separate usage chunk: the client sees usage once, where OpenAI puts it. */
+static void move_usage(struct chat *c, cJSON *obj)
+{
+    cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
+    cJSON *u = cJSON_DetachItemFromObjectCaseSensitive(obj, "usage");
+    if (!cJSON_IsObject(u)) {
+        cJSON_Delete(u);
+        u = cJSON_DetachItemFromObjectCaseSensitive(cJSON_GetArrayItem(choices, 0), "usage");
+    }
+    cJSON_AddNullToObject(obj, "usage");
+    if (!cJSON_IsObject(u)) {
+        cJSON_Delete(u);
+        return;
+    }
+    cJSON *details = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details");
+    if (!cJSON_IsObject(details))
+        details = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    if (details && !cJSON_GetObjectItemCaseSensitive(details, "cached_tokens"))
+        cJSON_AddNumberToObject(details, "cached_tokens", (double)c->usage.cached);
+    if (!cJSON_GetObjectItemCaseSensitive(u, "total_tokens"))
+        cJSON_AddNumberToObject(u, "total_tokens", (double)(c->usage.prompt + c->usage.completion));
+    char *printed = cJSON_PrintUnformatted(u);
+    if (printed)
+        c->usage_json = sl_arena_strndup(c->x->arena, printed, strlen(printed));
+    cJSON_free(printed);
+    cJSON_Delete(u);
 }
 
 static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
@@ -268,11 +302,17 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
     c->est_completion += out;
     if (out && c->x->row.ttft_us < 0)
         c->x->row.ttft_us = sl_now_us() - c->x->t_start_us;
+    if (had_usage && !usage_only) {
+        move_usage(c, obj);
+        char *printed = cJSON_PrintUnformatted(obj);
+        if (printed)
+            emit(c, "data: ", printed, strlen(printed));
+        cJSON_free(printed);
+    } else if (!usage_only || c->client_usage) {
+        c->usage_forwarded |= usage_only; /* else: sluice asked for it, not the client */
+        emit(c, "data: ", ev->data, ev->data_len);
+    }
     cJSON_Delete(obj);
-    if (usage_only && !c->client_usage)
-        return; /* the client did not ask for it: sluice did */
-    c->usage_forwarded |= usage_only;
-    emit(c, "data: ", ev->data, ev->data_len);
 }
 
 static int on_sse_event(void *arg, const struct sl_sse_event *ev)

@@ -175,7 +175,7 @@ static int bind_all(const char *listen_addr, evutil_socket_t *fds, int n, char *
     char host[256];
     int port;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE}, *ai = NULL;
+                             .ai_flags = AI_PASSIVE}, *ai = NULL;
     if (split_listen(listen_addr, host, sizeof(host), &port) ||
         getaddrinfo(host, NULL, &hints, &ai)) {
         sl_error("listen: cannot parse address '%s'", listen_addr);
