@@ -13,6 +13,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/sse.h"
+#include "formats/format.h"
 #include "formats/openai.h"
 #include "meter/estimate.h"
 #include "server/internal.h"
@@ -53,50 +54,21 @@ static void on_chat_cleanup(void *p)
 
 /* ---- request validation and rewrite ---- */
 
-static int bad(struct sl_exchange *x, const char *param, const char *fmt, const char *arg)
-{
-    char msg[300];
-    snprintf(msg, sizeof(msg), fmt, arg);
-    sl_exchange_error(x, 400, "invalid_request_error", msg, param, NULL);
-    return -1;
-}
-
+/* The request as the OpenAI client format validates it, then what the fast path needs. */
 static int validate(struct chat *c, const char *body, size_t len)
 {
     struct sl_exchange *x = c->x;
-    const char *end = NULL;
-    c->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    struct sl_error e;
+    c->root = sl_openai_client.decode_request(body, len, &e);
     if (!c->root) {
-        char at[32];
-        snprintf(at, sizeof(at), "%zu", end ? (size_t)(end - body) : (size_t)0);
-        return bad(x, NULL, "the request body is not valid JSON (near byte %s)", at);
+        sl_exchange_error(x, e.status, e.type, e.message, e.param[0] ? e.param : NULL, NULL);
+        return -1;
     }
     sl_arena_cleanup(x->arena, on_cjson_cleanup, c->root);
-    if (!cJSON_IsObject(c->root))
-        return bad(x, NULL, "the request body must be a JSON object%s", "");
-    const char *dup = sl_json_duplicate_key(c->root);
-    if (dup)
-        return bad(x, dup, "the request has the key '%s' more than once", dup);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(c->root, "model");
-    if (!cJSON_IsString(model) || !model->valuestring[0])
-        return bad(x, "model", "'model' must be a non-empty string%s", "");
-    snprintf(x->row.model, sizeof(x->row.model), "%s", model->valuestring);
-    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(c->root, "messages");
-    if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
-        return bad(x, "messages", "'messages' must be a non-empty array%s", "");
-    const cJSON *m;
-    cJSON_ArrayForEach(m, messages)
-    {
-        if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role")))
-            return bad(x, "messages", "each message must be an object with a string 'role'%s", "");
-    }
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(c->root, "stream");
-    if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream))
-        return bad(x, "stream", "'stream' must be a boolean%s", "");
+    snprintf(x->row.model, sizeof(x->row.model), "%s",
+             sl_json_str(c->root, "model", ""));
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(c->root, "stream_options");
-    if (so && !cJSON_IsObject(so) && !cJSON_IsNull(so))
-        return bad(x, "stream_options", "'stream_options' must be an object%s", "");
-    c->client_stream = cJSON_IsTrue(stream);
+    c->client_stream = sl_json_bool(c->root, "stream", 0);
     c->client_usage = c->client_stream && sl_json_bool(so, "include_usage", 0);
     x->row.stream = c->client_stream;
     return 0;
@@ -300,8 +272,8 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
     c->saw_finish |= has_finish(obj);
     int64_t out = sl_openai_estimate_output(obj);
     c->est_completion += out;
-    if (out && c->x->row.ttft_us < 0)
-        c->x->row.ttft_us = sl_now_us() - c->x->t_start_us;
+    if (out)
+        sl_exchange_first_token(c->x);
     if (had_usage && !usage_only) {
         move_usage(c, obj);
         char *printed = cJSON_PrintUnformatted(obj);
@@ -384,20 +356,8 @@ static void on_up_data(void *ctx, const char *p, size_t n)
 
 static void fill_row(struct chat *c)
 {
-    struct sl_usage_row *row = &c->x->row;
-    snprintf(row->provider, sizeof(row->provider), "%s", c->model->provider);
-    snprintf(row->upstream_model, sizeof(row->upstream_model), "%s", c->model->model);
-    if (c->usage.present) {
-        row->prompt_tokens = c->usage.prompt;
-        row->completion_tokens = c->usage.completion;
-        row->cached_tokens = c->usage.cached;
-        row->reasoning_tokens = c->usage.reasoning;
-    } else if (c->x->status < 400 || c->relaying) {
-        row->prompt_tokens =
-            sl_estimate_messages(cJSON_GetObjectItemCaseSensitive(c->root, "messages"));
-        row->completion_tokens = c->est_completion;
-        row->estimated = 1;
-    }
+    sl_exchange_account(c->x, c->model, &c->usage,
+                        cJSON_GetObjectItemCaseSensitive(c->root, "messages"), c->est_completion);
 }
 
 static void end_stream(struct chat *c, const char *failure)
@@ -566,6 +526,13 @@ void sl_chat_handle(struct sl_exchange *x)
                  x->row.model);
         sl_exchange_error(x, 404, "invalid_request_error", msg, "model", "model_not_found");
         return;
+    }
+    if (c->model->p->kind != SL_WIRE_OPENAI) {
+        cJSON *root = cJSON_Duplicate(c->root, 1); /* the pipeline owns its copy */
+        if (root) {
+            sl_translate_start(x, &sl_openai_client, root, c->model);
+            return;
+        }
     }
     char *up_body = rewrite(c, body, len, &up_len);
     if (!up_body || start_upstream(c, up_body, up_len)) {

@@ -9,7 +9,11 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "formats/format.h"
 #include "formats/openai.h"
+#include "meter/estimate.h"
+#include "meter/usage.h"
+#include "config/config.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 
@@ -74,6 +78,33 @@ static void finish(struct sl_exchange *x)
         event_base_loopexit(w->base, NULL);
 }
 
+void sl_exchange_account(struct sl_exchange *x, const struct sl_model_cfg *m,
+                         const struct sl_usage *u, const cJSON *messages, int64_t est_completion)
+{
+    struct sl_usage_row *row = &x->row;
+    snprintf(row->provider, sizeof(row->provider), "%s", m->provider);
+    snprintf(row->upstream_model, sizeof(row->upstream_model), "%s", m->model);
+    if (u->present) {
+        row->prompt_tokens = u->prompt;
+        row->completion_tokens = u->completion;
+        row->cached_tokens = u->cached;
+        row->reasoning_tokens = u->reasoning;
+        row->estimated = 0;
+    } else if (x->status < 400 || x->streaming) {
+        /* No usage from the provider (an older server, or a stream cut short): the
+         * request is still billed, by estimate, and the row says so. */
+        row->prompt_tokens = sl_estimate_messages(messages);
+        row->completion_tokens = est_completion;
+        row->estimated = 1;
+    }
+}
+
+void sl_exchange_first_token(struct sl_exchange *x)
+{
+    if (x->row.ttft_us < 0)
+        x->row.ttft_us = sl_now_us() - x->t_start_us;
+}
+
 void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_type,
                        const char *body, size_t len)
 {
@@ -92,15 +123,25 @@ void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_ty
     finish(x);
 }
 
-void sl_exchange_error(struct sl_exchange *x, int status, const char *type, const char *message,
-                       const char *param, const char *code)
+void sl_exchange_send_error(struct sl_exchange *x, const struct sl_client_format *cf,
+                            const struct sl_error *e)
 {
     struct sl_buf b = SL_BUF_INIT(64 * 1024);
     if (!x->row.error[0])
-        snprintf(x->row.error, sizeof(x->row.error), "%s", message);
-    sl_openai_error(&b, status, type, message, param, code);
-    sl_exchange_reply(x, status, "application/json", b.ptr ? b.ptr : "{}", b.len);
+        snprintf(x->row.error, sizeof(x->row.error), "%.255s", e->message);
+    cf->error_body(e, &b);
+    sl_exchange_reply(x, e->status, "application/json", b.ptr ? b.ptr : "{}", b.len);
     sl_buf_release(&b);
+}
+
+void sl_exchange_error(struct sl_exchange *x, int status, const char *type, const char *message,
+                       const char *param, const char *code)
+{
+    struct sl_error e;
+    sl_error_set(&e, status, type, "%s", message);
+    snprintf(e.param, sizeof(e.param), "%s", param ? param : "");
+    snprintf(e.code, sizeof(e.code), "%s", code ? code : "");
+    sl_exchange_send_error(x, &sl_openai_client, &e);
 }
 
 void sl_exchange_stream_start(struct sl_exchange *x)

@@ -85,6 +85,11 @@ typedef void (*sl_handler_fn)(struct sl_exchange *x);
 /* Sends a whole reply with a JSON body and ends the exchange. */
 void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_type,
                        const char *body, size_t len);
+/* Sends an error reply in the client's format and ends the exchange. */
+struct sl_client_format;
+struct sl_error;
+void sl_exchange_send_error(struct sl_exchange *x, const struct sl_client_format *cf,
+                            const struct sl_error *e);
 /* Sends an OpenAI-shaped error reply and ends the exchange. */
 void sl_exchange_error(struct sl_exchange *x, int status, const char *type, const char *message,
                        const char *param, const char *code);
@@ -104,11 +109,30 @@ void sl_exchange_add_headers(struct sl_exchange *x, const char *content_type);
 void sl_exchange_overhead_begin(struct sl_exchange *x);
 void sl_exchange_overhead_end(struct sl_exchange *x);
 
+/* Fills the ledger row's provider, upstream model and tokens: the usage the provider
+ * reported, else estimates from the prompt messages and est_completion (marked so). */
+struct sl_usage;
+struct sl_model_cfg;
+typedef struct cJSON cJSON;
+void sl_exchange_account(struct sl_exchange *x, const struct sl_model_cfg *m,
+                         const struct sl_usage *u, const cJSON *messages, int64_t est_completion);
+/* Records the time to first token, once. */
+void sl_exchange_first_token(struct sl_exchange *x);
+
+/* The translation pipeline (translate.c): serves a canonical (OpenAI-shaped) request
+ * on model m for a client of format cf, whatever m's provider speaks. Takes ownership
+ * of req. */
+struct sl_client_format;
+void sl_translate_start(struct sl_exchange *x, const struct sl_client_format *cf, cJSON *req,
+                        const struct sl_model_cfg *m);
+
 /* Handlers (one file each). */
 void sl_chat_handle(struct sl_exchange *x);
 void sl_models_handle(struct sl_exchange *x);
 void sl_health_handle(struct sl_exchange *x);
 void sl_metrics_handle(struct sl_exchange *x);
+void sl_messages_handle(struct sl_exchange *x);
+void sl_count_tokens_handle(struct sl_exchange *x);
 
 /* Reads the whole request body (already in memory); returns a view. */
 const char *sl_exchange_body(struct sl_exchange *x, size_t *len);

@@ -71,6 +71,16 @@ function loadCase(name) {
   return c;
 }
 
+// The provider's wire format (upstream.kind) and the base path its SDK puts in base_url:
+// OpenAI-compatible /v1, Anthropic none (sluice appends /v1/messages), Gemini /v1beta.
+function upstreamKind(c) {
+  return c.upstream?.kind ?? 'openai';
+}
+
+function basePath(c) {
+  return c.route.base_path ?? { openai: '/v1', anthropic: '', gemini: '/v1beta' }[upstreamKind(c)];
+}
+
 function generateBody(g) {
   const pad = 'x'.repeat(g.pad_bytes ?? 0);
   return JSON.stringify({ model: g.model, messages: [{ role: 'user', content: pad }] });
@@ -103,8 +113,8 @@ function configFor(upPort, closedPort) {
   for (const c of cases) {
     if (!c.route) continue;
     const base = c.route.unreachable ? `http://127.0.0.1:${closedPort}/v1`
-      : `http://127.0.0.1:${upPort}/${c.prefix}${c.route.base_path ?? '/v1'}`;
-    lines.push(`  - { name: ${yamlStr('p' + c.prefix)}, kind: openai, base_url: ${yamlStr(base)}, api_key: ${yamlStr(UPSTREAM_KEY)} }`);
+      : `http://127.0.0.1:${upPort}/${c.prefix}${basePath(c)}`;
+    lines.push(`  - { name: ${yamlStr('p' + c.prefix)}, kind: ${upstreamKind(c)}, base_url: ${yamlStr(base)}, api_key: ${yamlStr(UPSTREAM_KEY)} }`);
     models.push(`  - { name: ${yamlStr(c.route.client_model)}, provider: ${yamlStr('p' + c.prefix)}, model: ${yamlStr(c.route.upstream_model)} }`);
   }
   return [...lines, ...models, ''].join('\n');
@@ -196,7 +206,7 @@ for (const c of cases) {
       const r0 = reqs[0];
       const want = u.request;
       failures.push(...match(want.method ?? 'POST', r0.method, 'upstream method'));
-      const wantPath = `/${c.prefix}${c.route.base_path ?? '/v1'}${want.path_suffix ?? '/chat/completions'}`;
+      const wantPath = `/${c.prefix}${basePath(c)}${want.path_suffix ?? '/chat/completions'}`;
       failures.push(...match(wantPath, r0.url, 'upstream path'));
       failures.push(...matchHeaders(want.headers ?? {}, r0.headers, 'upstream headers'));
       const raw = r0.body.toString('utf8');

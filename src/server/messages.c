@@ -1,0 +1,262 @@
+/* POST /v1/messages for Anthropic-format clients. To an Anthropic provider the request
+ * passes through (only `model` rewritten, the reply relayed byte for byte, usage read on
+ * the side); to any other provider it goes through the translation pipeline. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "core/json.h"
+#include "core/limits.h"
+#include "core/sse.h"
+#include "formats/format.h"
+#include "server/internal.h"
+#include "server/metrics.h"
+#include "upstream/upstream.h"
+
+struct pass {
+    struct sl_exchange *x;
+    const struct sl_client_format *cf;
+    const struct sl_upstream_format *uf;
+    const struct sl_model_cfg *m;
+    cJSON *req;
+    struct sl_upstream_call *call;
+    struct sl_upstream_meta meta;
+    int relaying, saw_stop;
+    void *enc;
+    struct sl_sse_reader sse;
+    struct sl_buf body;
+    struct sl_usage usage;
+};
+
+static void on_pass_cleanup(void *p)
+{
+    struct pass *s = p;
+    if (s->enc)
+        s->cf->stream_release(s->enc);
+    sl_sse_reader_release(&s->sse);
+    sl_buf_release(&s->body);
+    cJSON_Delete(s->req);
+}
+
+static void account(struct pass *s)
+{
+    sl_exchange_account(s->x, s->m, &s->usage, cJSON_GetObjectItemCaseSensitive(s->req, "messages"), 0);
+}
+
+static void fail(struct pass *s, int status, const char *type, const char *msg)
+{
+    struct sl_error e;
+    sl_error_set(&e, status, type, "%s", msg);
+    s->x->status = status;
+    account(s);
+    sl_exchange_send_error(s->x, s->cf, &e);
+}
+
+/* The client's body with the provider's model name, every other byte kept. */
+static char *splice_model(struct sl_exchange *x, const char *body, size_t len, const char *model,
+                          size_t *out_len)
+{
+    struct sl_json_member mem[SL_MAX_TOP_KEYS];
+    int n = sl_json_members(body, len, mem, SL_MAX_TOP_KEYS);
+    for (int i = 0; i < n; i++) {
+        if (mem[i].key.len != 5 || memcmp(mem[i].key.ptr, "model", 5) != 0)
+            continue;
+        struct sl_buf b = SL_BUF_INIT(len + 1024);
+        sl_buf_append(&b, body, (size_t)(mem[i].value.ptr - body));
+        sl_json_quote(&b, model, strlen(model));
+        const char *rest = mem[i].value.ptr + mem[i].value.len;
+        sl_buf_append(&b, rest, (size_t)(body + len - rest));
+        char *r = b.ptr ? sl_arena_strndup(x->arena, b.ptr, b.len) : NULL;
+        *out_len = b.len;
+        sl_buf_release(&b);
+        return r;
+    }
+    return NULL; /* "model" hidden behind escapes: let the caller translate instead */
+}
+
+static int on_event(void *arg, const struct sl_sse_event *ev)
+{
+    struct pass *s = arg;
+    if (ev->type_len == 12 && memcmp(ev->type, "message_stop", 12) == 0)
+        s->saw_stop = 1;
+    if (!ev->comment)
+        s->uf->sniff_usage(ev, NULL, 0, &s->usage);
+    return 0;
+}
+
+static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
+{
+    struct pass *s = ctx;
+    s->meta = *meta;
+    sl_exchange_overhead_begin(s->x);
+    if (meta->status == 200 && strcasestr(meta->content_type, "event-stream")) {
+        s->relaying = 1;
+        s->enc = sl_arena_alloc(s->x->arena, s->cf->stream_size ? s->cf->stream_size : 1);
+        if (s->enc)
+            s->cf->stream_init(s->enc, s->x->id, s->m->model, 0);
+        sl_exchange_stream_start(s->x);
+    }
+}
+
+static void on_up_data(void *ctx, const char *p, size_t n)
+{
+    struct pass *s = ctx;
+    if (s->relaying) {
+        sl_exchange_first_token(s->x);
+        sl_exchange_stream_write(s->x, p, n);
+        sl_sse_feed(&s->sse, p, n, on_event, s); /* usage only: the bytes went out as they came */
+    } else if (sl_buf_append(&s->body, p, n)) {
+        sl_upstream_cancel(s->call);
+        s->call = NULL;
+        fail(s, 502, "upstream_error", "the upstream reply is over the size limit");
+    }
+}
+
+static void end_relay(struct pass *s, const char *failure)
+{
+    if (failure && s->enc) {
+        struct sl_error e;
+        struct sl_buf b = SL_BUF_INIT(64 * 1024);
+        sl_error_set(&e, 502, "upstream_error", "%.255s", failure);
+        s->cf->stream_error(s->enc, &e, &b);
+        sl_exchange_stream_write(s->x, b.ptr, b.len);
+        sl_buf_release(&b);
+        snprintf(s->x->row.error, sizeof(s->x->row.error), "%.255s", failure);
+    }
+    account(s);
+    sl_exchange_stream_end(s->x);
+}
+
+static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
+{
+    struct pass *s = ctx;
+    s->call = NULL;
+    sl_exchange_overhead_begin(s->x);
+    if (s->relaying) {
+        end_relay(s, r != SL_UP_OK   ? "the upstream stream failed before it finished"
+                     : !s->saw_stop ? "the upstream closed the stream before it finished"
+                                    : NULL);
+        return;
+    }
+    if (r != SL_UP_OK) {
+        char msg[512];
+        int status = r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
+        sl_metrics_upstream_error(s->m->provider, sl_upstream_result_name(r));
+        snprintf(msg, sizeof(msg), "upstream %s (%s): %s", s->m->provider,
+                 sl_upstream_result_name(r), detail);
+        fail(s, status, "upstream_error", msg);
+        return;
+    }
+    /* Same format both sides: the provider's reply, success or error, is the answer. */
+    s->x->status = s->meta.status;
+    if (s->meta.status >= 200 && s->meta.status < 300)
+        s->uf->sniff_usage(NULL, s->body.ptr ? s->body.ptr : "", s->body.len, &s->usage);
+    else
+        snprintf(s->x->row.error, sizeof(s->x->row.error), "upstream answered HTTP %d",
+                 s->meta.status);
+    if (s->meta.retry_after[0] && !s->x->client_gone)
+        evhttp_add_header(evhttp_request_get_output_headers(s->x->req), "Retry-After",
+                          s->meta.retry_after);
+    account(s);
+    sl_exchange_reply(s->x, s->meta.status, s->meta.content_type[0] ? s->meta.content_type
+                                                                     : "application/json",
+                      s->body.ptr ? s->body.ptr : "", s->body.len);
+}
+
+static void on_client_gone(struct sl_exchange *x)
+{
+    struct pass *s = x->state;
+    sl_upstream_cancel(s->call);
+    s->call = NULL;
+    if (!x->streaming)
+        x->status = 499;
+    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
+    account(s);
+    sl_exchange_abandon(x);
+}
+
+static int pass_headers(struct sl_exchange *x, const struct sl_provider_cfg *p, const char **h)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
+    const char *version = evhttp_find_header(in, "anthropic-version");
+    const char *beta = evhttp_find_header(in, "anthropic-beta");
+    int n = 0;
+    h[n++] = "Content-Type: application/json";
+    h[n++] = sl_arena_sprintf(x->arena, "anthropic-version: %s", version ? version : "2023-06-01");
+    if (beta)
+        h[n++] = sl_arena_sprintf(x->arena, "anthropic-beta: %s", beta);
+    if (p->api_key)
+        h[n++] = sl_arena_sprintf(x->arena, "x-api-key: %s", p->api_key);
+    return n;
+}
+
+static void pass_start(struct sl_exchange *x, const struct sl_client_format *cf, cJSON *req,
+                       const struct sl_model_cfg *m, const char *body, size_t len)
+{
+    struct pass *s = sl_arena_alloc(x->arena, sizeof(*s));
+    size_t up_len = 0;
+    if (!s || sl_arena_cleanup(x->arena, on_pass_cleanup, s)) {
+        cJSON_Delete(req);
+        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+        return;
+    }
+    *s = (struct pass){.x = x, .cf = cf, .uf = sl_upstream_format(SL_WIRE_ANTHROPIC), .m = m, .req = req};
+    x->state = s;
+    sl_sse_reader_init(&s->sse, SL_MAX_SSE_EVENT);
+    sl_buf_init(&s->body, SL_MAX_UPSTREAM_BODY);
+    char *up_body = splice_model(x, body, len, m->model, &up_len);
+    const char *headers[5];
+    struct sl_upstream_req ur = {
+        .url = sl_arena_sprintf(x->arena, "%s/v1/messages", m->p->base_url),
+        .body = up_body, .body_len = up_len,
+        .headers = headers, .nheaders = pass_headers(x, m->p, headers),
+        .timeouts = m->p->timeouts,
+    };
+    static const struct sl_upstream_cbs cbs = {on_up_headers, on_up_data, on_up_done};
+    s->call = up_body ? sl_upstream_start(x->w->up, &ur, &cbs, s) : NULL;
+    if (!s->call) {
+        fail(s, 500, "api_error", "cannot start the upstream request");
+        return;
+    }
+    x->on_gone = on_client_gone;
+    sl_exchange_overhead_end(x);
+}
+
+void sl_messages_handle(struct sl_exchange *x)
+{
+    const struct sl_client_format *cf = sl_client_format("anthropic");
+    size_t len;
+    const char *body = sl_exchange_body(x, &len);
+    struct sl_error e;
+    if (!cf) {
+        sl_exchange_error(x, 501, "api_error", "this build has no Anthropic client format", NULL, NULL);
+        return;
+    }
+    if (len > x->snap->cfg->server.max_body) {
+        sl_error_set(&e, 413, "request_too_large", "the request body is larger than server.max_body");
+        sl_exchange_send_error(x, cf, &e);
+        return;
+    }
+    cJSON *req = cf->decode_request(body ? body : "", len, &e);
+    if (!req) {
+        sl_exchange_send_error(x, cf, &e);
+        return;
+    }
+    const char *name = sl_json_str(req, "model", "");
+    snprintf(x->row.model, sizeof(x->row.model), "%s", name);
+    x->row.stream = sl_json_bool(req, "stream", 0);
+    const struct sl_model_cfg *m = sl_config_find_model(x->snap->cfg, name);
+    if (!m) {
+        cJSON_Delete(req);
+        sl_error_set(&e, 404, "not_found_error", "model: %.128s", x->row.model);
+        sl_exchange_send_error(x, cf, &e);
+        return;
+    }
+    if (m->p->kind == SL_WIRE_ANTHROPIC && sl_upstream_format(SL_WIRE_ANTHROPIC))
+        pass_start(x, cf, req, m, body, len);
+    else
+        sl_translate_start(x, cf, req, m);
+}

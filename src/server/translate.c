@@ -1,0 +1,284 @@
+/* The translation pipeline: a canonical request is encoded for the provider's format,
+ * and its reply or stream decoded back to canonical chunks and encoded for the
+ * client's format, chunk by chunk as they arrive. Used whenever client and provider
+ * speak different formats. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "core/json.h"
+#include "core/limits.h"
+#include "core/sse.h"
+#include "formats/format.h"
+#include "formats/openai.h"
+#include "server/internal.h"
+#include "server/metrics.h"
+#include "upstream/upstream.h"
+
+struct tx {
+    struct sl_exchange *x;
+    const struct sl_client_format *cf;
+    const struct sl_upstream_format *uf;
+    const struct sl_model_cfg *m;
+    cJSON *req;
+    int stream;
+    struct sl_upstream_call *call;
+    struct sl_upstream_meta meta;
+    int relaying, ended;
+    int stop;                 /* the decoder ended the stream: 1 complete, -1 failed */
+    struct sl_error stop_err;
+    struct sl_sse_reader sse;
+    void *dec, *enc;
+    struct sl_buf body, out;
+    struct sl_usage usage;
+    int64_t est_completion;
+};
+
+static void on_tx_cleanup(void *p)
+{
+    struct tx *t = p;
+    if (t->dec)
+        t->uf->stream_release(t->dec);
+    if (t->enc)
+        t->cf->stream_release(t->enc);
+    sl_sse_reader_release(&t->sse);
+    sl_buf_release(&t->body);
+    sl_buf_release(&t->out);
+    cJSON_Delete(t->req);
+}
+
+static void account(struct tx *t)
+{
+    sl_exchange_account(t->x, t->m, &t->usage, cJSON_GetObjectItemCaseSensitive(t->req, "messages"),
+                        t->est_completion);
+}
+
+/* A whole error reply in the client's format (nothing has been sent yet). */
+static void reply_error(struct tx *t, const struct sl_error *e, const char *retry_after)
+{
+    struct sl_buf b = SL_BUF_INIT(64 * 1024);
+    t->x->status = e->status;
+    account(t);
+    snprintf(t->x->row.error, sizeof(t->x->row.error), "%.255s", e->message);
+    if (retry_after && retry_after[0] && !t->x->client_gone)
+        evhttp_add_header(evhttp_request_get_output_headers(t->x->req), "Retry-After", retry_after);
+    t->cf->error_body(e, &b);
+    sl_exchange_reply(t->x, e->status, "application/json", b.ptr ? b.ptr : "{}", b.len);
+    sl_buf_release(&b);
+}
+
+static void flush_out(struct tx *t)
+{
+    sl_exchange_stream_write(t->x, t->out.ptr, t->out.len);
+    sl_buf_reset(&t->out);
+}
+
+/* Ends a started stream: complete, or with an in-band error in the client's format. */
+static void end_stream(struct tx *t, const struct sl_error *failure)
+{
+    if (t->ended)
+        return;
+    t->ended = 1;
+    if (failure) {
+        t->cf->stream_error(t->enc, failure, &t->out);
+        snprintf(t->x->row.error, sizeof(t->x->row.error), "%.255s", failure->message);
+    } else {
+        t->cf->stream_end(t->enc, &t->usage, &t->out);
+    }
+    flush_out(t);
+    sl_upstream_cancel(t->call);
+    t->call = NULL;
+    account(t);
+    sl_exchange_stream_end(t->x);
+}
+
+static int on_chunk(void *arg, const cJSON *chunk)
+{
+    struct tx *t = arg;
+    int64_t n = sl_openai_estimate_output(chunk);
+    t->est_completion += n;
+    if (n)
+        sl_exchange_first_token(t->x);
+    return t->cf->stream_chunk(t->enc, chunk, &t->out);
+}
+
+/* Only records how the stream ended: the exchange (and t) may not be freed while
+ * the SSE reader is still on the stack. */
+static int on_event(void *arg, const struct sl_sse_event *ev)
+{
+    struct tx *t = arg;
+    t->stop = t->uf->stream_event(t->dec, ev, on_chunk, t, &t->usage, &t->stop_err);
+    return t->stop != 0;
+}
+
+static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
+{
+    struct tx *t = ctx;
+    t->meta = *meta;
+    sl_exchange_overhead_begin(t->x);
+    if (meta->status == 200 && t->stream && strcasestr(meta->content_type, "event-stream")) {
+        t->relaying = 1;
+        t->dec = sl_arena_alloc(t->x->arena, t->uf->stream_size ? t->uf->stream_size : 1);
+        t->enc = sl_arena_alloc(t->x->arena, t->cf->stream_size ? t->cf->stream_size : 1);
+        if (!t->dec || !t->enc)
+            return; /* on_up_data notices and fails the stream */
+        t->uf->stream_init(t->dec, t->x->id, t->m->model);
+        t->cf->stream_init(t->enc, t->x->id, t->m->model,
+                           sl_json_bool(cJSON_GetObjectItemCaseSensitive(t->req, "stream_options"),
+                                        "include_usage", 0));
+        sl_exchange_stream_start(t->x);
+    }
+}
+
+static void on_up_data(void *ctx, const char *p, size_t n)
+{
+    struct tx *t = ctx;
+    struct sl_error e;
+    if (!t->relaying) {
+        if (sl_buf_append(&t->body, p, n)) {
+            sl_upstream_cancel(t->call);
+            t->call = NULL;
+            sl_error_set(&e, 502, "upstream_error", "the upstream reply is over the size limit");
+            reply_error(t, &e, NULL);
+        }
+        return;
+    }
+    if (t->ended)
+        return;
+    if (!t->dec || !t->enc) {
+        sl_error_set(&e, 500, "api_error", "out of memory");
+        end_stream(t, &e);
+        return;
+    }
+    if (sl_sse_feed(&t->sse, p, n, on_event, t) == SL_SSE_TOO_BIG) {
+        sl_error_set(&e, 502, "upstream_error", "the upstream sent a stream event over the size limit");
+        end_stream(t, &e);
+    } else if (t->stop) {
+        end_stream(t, t->stop < 0 ? &t->stop_err : NULL);
+    } else {
+        flush_out(t);
+    }
+}
+
+static void reply_whole(struct tx *t)
+{
+    struct sl_error e;
+    cJSON *completion = t->uf->decode_reply(t->body.ptr ? t->body.ptr : "", t->body.len,
+                                            t->m->model, &t->usage, &e);
+    if (!completion) {
+        reply_error(t, &e, NULL);
+        return;
+    }
+    struct sl_buf b = SL_BUF_INIT(SL_MAX_UPSTREAM_BODY * 2);
+    t->est_completion = sl_openai_estimate_output(completion);
+    int rc = t->cf->encode_reply(completion, &t->usage, &b);
+    cJSON_Delete(completion);
+    if (rc) {
+        sl_buf_release(&b);
+        sl_error_set(&e, 500, "api_error", "cannot encode the reply");
+        reply_error(t, &e, NULL);
+        return;
+    }
+    t->x->status = 200;
+    account(t);
+    sl_exchange_reply(t->x, 200, "application/json", b.ptr, b.len);
+    sl_buf_release(&b);
+}
+
+static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
+{
+    struct tx *t = ctx;
+    struct sl_error e;
+    t->call = NULL;
+    sl_exchange_overhead_begin(t->x);
+    if (r != SL_UP_OK) {
+        int status = r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
+        sl_metrics_upstream_error(t->m->provider, sl_upstream_result_name(r));
+        sl_error_set(&e, status, "upstream_error", "upstream %s (%s): %s", t->m->provider,
+                     sl_upstream_result_name(r), detail);
+        snprintf(e.code, sizeof(e.code), "%s", status == 504 ? "upstream_timeout" : "upstream_unreachable");
+        if (t->relaying)
+            end_stream(t, &e);
+        else
+            reply_error(t, &e, NULL);
+    } else if (t->relaying) {
+        if (!t->ended && t->uf->stream_end(t->dec, on_chunk, t, &t->usage)) {
+            end_stream(t, NULL);
+        } else if (!t->ended) {
+            sl_error_set(&e, 502, "upstream_error", "the upstream closed the stream before it finished");
+            end_stream(t, &e);
+        }
+    } else if (t->meta.status >= 200 && t->meta.status < 300) {
+        reply_whole(t);
+    } else {
+        char kind[32];
+        snprintf(kind, sizeof(kind), "status_%d", t->meta.status);
+        sl_metrics_upstream_error(t->m->provider, kind);
+        t->uf->decode_error(t->meta.status, t->body.ptr ? t->body.ptr : "", t->body.len, &e);
+        if (e.status < 400 || e.status > 599)
+            e.status = 502;
+        reply_error(t, &e, t->meta.retry_after);
+    }
+}
+
+static void on_client_gone(struct sl_exchange *x)
+{
+    struct tx *t = x->state;
+    sl_upstream_cancel(t->call);
+    t->call = NULL;
+    if (!x->streaming)
+        x->status = 499;
+    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
+    account(t);
+    sl_exchange_abandon(x);
+}
+
+void sl_translate_start(struct sl_exchange *x, const struct sl_client_format *cf, cJSON *req,
+                        const struct sl_model_cfg *m)
+{
+    struct tx *t = sl_arena_alloc(x->arena, sizeof(*t));
+    struct sl_error e;
+    struct sl_encoded enc = {0};
+    if (!t || sl_arena_cleanup(x->arena, on_tx_cleanup, t)) {
+        cJSON_Delete(req);
+        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+        return;
+    }
+    t->x = x;
+    t->cf = cf;
+    t->m = m;
+    t->req = req;
+    t->uf = sl_upstream_format(m->p->kind);
+    t->stream = sl_json_bool(req, "stream", 0);
+    x->state = t;
+    x->row.stream = t->stream;
+    sl_sse_reader_init(&t->sse, SL_MAX_SSE_EVENT);
+    sl_buf_init(&t->body, SL_MAX_UPSTREAM_BODY);
+    sl_buf_init(&t->out, SL_MAX_SSE_EVENT * 2);
+    if (!t->uf) {
+        sl_error_set(&e, 501, "api_error", "provider %s speaks %s, which this build cannot translate",
+                     m->provider, sl_wire_name(m->p->kind));
+        reply_error(t, &e, NULL);
+        return;
+    }
+    if (t->uf->encode(req, m, t->stream, x->arena, &enc, &e)) {
+        reply_error(t, &e, NULL);
+        return;
+    }
+    struct sl_upstream_req ur = {
+        .url = enc.url, .body = enc.body, .body_len = enc.len,
+        .headers = enc.headers, .nheaders = enc.nheaders, .timeouts = m->p->timeouts,
+    };
+    static const struct sl_upstream_cbs cbs = {on_up_headers, on_up_data, on_up_done};
+    t->call = sl_upstream_start(x->w->up, &ur, &cbs, t);
+    if (!t->call) {
+        sl_error_set(&e, 500, "api_error", "cannot start the upstream request");
+        reply_error(t, &e, NULL);
+        return;
+    }
+    x->on_gone = on_client_gone;
+    sl_exchange_overhead_end(x);
+}
