@@ -14,12 +14,13 @@ struct stream {
     int include_usage;
 };
 
+/* param may point into root: copied before root goes. */
 static cJSON *invalid(cJSON *root, struct sl_error *e, const char *param, const char *msg)
 {
-    cJSON_Delete(root);
     sl_error_set(e, 400, "invalid_request_error", "%s", msg);
     if (param)
-        snprintf(e->param, sizeof(e->param), "%s", param);
+        snprintf(e->param, sizeof(e->param), "%.63s", param);
+    cJSON_Delete(root);
     return NULL;
 }
 
