@@ -1,8 +1,9 @@
 # The README's commands. Each installs what is missing first (scripts/deps.sh).
 JOBS ?= $(shell nproc)
 CONFIG ?= examples/sluice.yaml
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan run test unit cases e2e bench clean
+.PHONY: all deps build build-asan run test fuzz bench clean
 
 all: build
 
@@ -24,8 +25,12 @@ test: build-asan
 	@scripts/deps.sh --e2e
 	@scripts/test.sh build-asan
 
+fuzz: deps
+	@scripts/deps.sh --e2e
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 bench: build
 	@bench/overhead/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -42,6 +42,14 @@ for suite in tests/cases/lib/lib.test.mjs tests/cases/run.test.mjs "tests/e2e/*.
   fi
 done
 
+echo "== fuzz targets (short run; make fuzz runs them longer)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-5}" >"$log/fuzz.txt" 2>&1
+grep -E '^(ok|not ok) - fuzz' "$log/fuzz.txt" | sed 's/^/  /'
+p=$(grep -c '^ok - fuzz' "$log/fuzz.txt"); f=$(grep -c '^not ok - fuzz' "$log/fuzz.txt")
+if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then echo "fuzz: the targets did not build"; tail -30 "$log/fuzz.txt"; f=1; fi
+[ "$f" -gt 0 ] && grep -A30 '^not ok - fuzz' "$log/fuzz.txt" | head -80
+passed=$((passed + p)); failed=$((failed + f))
+
 rm -rf "$log"
 echo
 echo "$passed passed, $failed failed"

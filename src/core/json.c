@@ -82,6 +82,16 @@ int sl_json_members(const char *s, size_t n, struct sl_json_member *out, int max
     return count;
 }
 
+long sl_json_raw_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return (long)i;
+    }
+    return -1;
+}
+
 const char *sl_json_duplicate_key(const cJSON *obj)
 {
     for (const cJSON *a = obj ? obj->child : NULL; a; a = a->next)

@@ -23,6 +23,12 @@ struct sl_json_member {
  * more than max members. */
 int sl_json_members(const char *s, size_t n, struct sl_json_member *out, int max);
 
+/* Returns the offset of the first control byte JSON never allows unescaped (below
+ * 0x20 except tab, LF, CR), or -1 when there is none. cJSON accepts them, and reads a
+ * NUL as the end of a string: a body with one would mean different things to sluice
+ * and to the provider. */
+long sl_json_raw_control(const char *s, size_t n);
+
 /* Returns the name of the first top-level key that appears twice, or NULL. */
 const char *sl_json_duplicate_key(const cJSON *obj);
 

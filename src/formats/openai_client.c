@@ -40,8 +40,13 @@ static int messages_ok(const cJSON *messages)
 static cJSON *decode_request(const char *body, size_t len, struct sl_error *e)
 {
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     char msg[160];
+    long bad = sl_json_raw_control(body, len);
+    if (bad >= 0) {
+        snprintf(msg, sizeof(msg), "the request body has a raw control character at byte %ld", bad);
+        return invalid(NULL, e, NULL, msg);
+    }
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root) {
         snprintf(msg, sizeof(msg), "the request body is not valid JSON (near byte %zu)",
                  end ? (size_t)(end - body) : (size_t)0);

@@ -70,8 +70,8 @@ static void decode_error(int status, const char *body, size_t len, struct sl_err
     if (message)
         sl_error_set(e, status, type ? type : sl_openai_error_type(status), "%s", message);
     else
-        sl_error_set(e, status, sl_openai_error_type(status), "upstream answered HTTP %d: %.200s",
-                     status, len ? body : "");
+        sl_error_set(e, status, sl_openai_error_type(status), "upstream answered HTTP %d: %.*s",
+                     status, (int)(len < 200 ? len : 200), body);
     if (code)
         snprintf(e->code, sizeof(e->code), "%s", code);
     cJSON_Delete(parsed);
