@@ -44,6 +44,13 @@ static void test_duplicates(void **state)
     cJSON_Delete(b);
 }
 
+static void test_raw_control(void **state)
+{
+    assert_int_equal(sl_json_raw_control("{\"a\":\t\"b\"}\r\n", 12), -1);
+    assert_int_equal(sl_json_raw_control("{\"mo\0del\":1}", 12), 4);
+    assert_int_equal(sl_json_raw_control("{\"a\":\"\x1f\"}", 8), 6);
+}
+
 static void test_quote(void **state)
 {
     struct sl_buf b = SL_BUF_INIT(1024);
@@ -69,6 +76,7 @@ int main(void)
         cmocka_unit_test(test_members),
         cmocka_unit_test(test_members_limits),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_raw_control),
         cmocka_unit_test(test_quote),
         cmocka_unit_test(test_buf_cap),
     };
