@@ -15,11 +15,15 @@
 static const char usage_text[] =
     "usage: sluice sim [--listen HOST:PORT] [--ttft-ms N] [--chunk-delay-ms N]\n"
     "                  [--latency-ms N] [--words-per-chunk N] [--threads N] [--quiet]\n"
+    "                  [--format openai|anthropic|gemini|all]\n"
     "\n"
-    "Runs a simulated OpenAI-compatible provider with deterministic replies, exact\n"
-    "usage and failure injection by @sim: directives (see docs/sim.md).\n"
+    "Runs a simulated provider speaking the OpenAI, Anthropic and Gemini wire formats,\n"
+    "with deterministic replies and embeddings, exact usage and failure injection by\n"
+    "@sim: directives (see docs/sim.md).\n"
     "\n"
     "  --listen HOST:PORT     address to listen on (default 127.0.0.1:8090; port 0 = any)\n"
+    "  --format F             wire formats served, comma-separated (default all); the\n"
+    "                         others' paths answer 404\n"
     "  --ttft-ms N            delay before the first byte of a stream\n"
     "  --chunk-delay-ms N     delay between two stream chunks\n"
     "  --latency-ms N         delay before a non-streamed reply\n"
@@ -72,6 +76,40 @@ static int parse_listen(const char *s, char *host, int *port)
     return 0;
 }
 
+/* To add a wire format: a row here, its bit in sim.h, and the usage text above. */
+static const struct format_name {
+    const char *name;
+    unsigned bit;
+} format_names[] = {
+    {"openai", SL_SIM_FORMAT_OPENAI},
+    {"anthropic", SL_SIM_FORMAT_ANTHROPIC},
+    {"gemini", SL_SIM_FORMAT_GEMINI},
+    {"all", SL_SIM_FORMAT_ALL},
+};
+
+static unsigned format_bit(const char *s, size_t n)
+{
+    for (size_t i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++)
+        if (strlen(format_names[i].name) == n && memcmp(format_names[i].name, s, n) == 0)
+            return format_names[i].bit;
+    return 0;
+}
+
+/* "openai,gemini" into SL_SIM_FORMAT_* bits. Returns 0, or -1 for an unknown name. */
+static int parse_formats(const char *s, unsigned *out)
+{
+    *out = 0;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        unsigned bit = format_bit(s, n);
+        if (!bit)
+            return -1;
+        *out |= bit;
+        s += n + (s[n] == ',');
+    }
+    return *out ? 0 : -1;
+}
+
 static int parse_int_option(const char *name, const char *value, struct sl_sim_opts *o)
 {
     for (size_t i = 0; i < sizeof(int_options) / sizeof(int_options[0]); i++) {
@@ -95,6 +133,8 @@ static int parse_args(int argc, char **argv, struct sl_sim_opts *o, char *host)
         }
         int found = strcmp(arg, "--listen") == 0
                         ? (value && parse_listen(value, host, &o->port) == 0 ? 1 : -1)
+                    : strcmp(arg, "--format") == 0
+                        ? (value && parse_formats(value, &o->formats) == 0 ? 1 : -1)
                         : parse_int_option(arg, value, o);
         if (found == 0) {
             fprintf(stderr, "sluice sim: unknown option '%s'\n\n%s", arg, usage_text);

@@ -7,8 +7,12 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 
 enum sl_wire { SL_WIRE_OPENAI, SL_WIRE_ANTHROPIC, SL_WIRE_GEMINI };
+
+/* The wire shape of a provider's embeddings API; AUTO follows its kind. */
+enum sl_embed_wire { SL_EMBED_AUTO, SL_EMBED_OPENAI, SL_EMBED_DASHSCOPE, SL_EMBED_GEMINI };
 
 struct sl_timeouts {
     int connect_ms;    /* TCP + TLS connect */
@@ -26,6 +30,10 @@ struct sl_provider_cfg {
     char *disabled_reason; /* e.g. "DEEPSEEK_API_KEY is not set"; NULL when enabled */
     struct sl_timeouts timeouts;
     int line;
+    enum sl_embed_wire embeddings; /* embeddings: key; AUTO = by kind */
+    /* embeddings_url: key; "" = DashScope's public endpoint. Fixed storage: the
+     * config's release functions free only the fields that predate it. */
+    char embeddings_url[SL_MAX_URL + 1];
 };
 
 struct sl_model_cfg {
@@ -35,6 +43,7 @@ struct sl_model_cfg {
     int64_t context_window; /* 0 = unknown */
     const struct sl_provider_cfg *p; /* resolved; NULL only before validation */
     int line;
+    int max_batch;    /* embeddings inputs per upstream request; 0 = the known limit */
 };
 
 struct sl_server_cfg {

@@ -11,6 +11,7 @@
 
 #define MAX_WORKERS        1024
 #define MAX_CONTEXT_WINDOW 100000000 /* tokens; a larger number is a typo */
+#define MAX_EMBED_BATCH    2048      /* OpenAI's own cap on inputs per request */
 
 static int set_string(struct loader *ld, const struct scalar *v, void *base,
                       const struct directive *d)
@@ -248,6 +249,48 @@ static int parse_api_key(struct loader *ld, const struct scalar *v, void *base,
     return v->len ? set_string(ld, v, base, d) : 0;
 }
 
+static int parse_embeddings(struct loader *ld, const struct scalar *v, void *base,
+                            const struct directive *d)
+{
+    static const struct { const char *word; enum sl_embed_wire value; } words[] = {
+        {"openai", SL_EMBED_OPENAI}, {"dashscope", SL_EMBED_DASHSCOPE}, {"gemini", SL_EMBED_GEMINI},
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(v->s, words[i].word) == 0) {
+            *FIELD(enum sl_embed_wire, base, d) = words[i].value;
+            return 0;
+        }
+    }
+    sl_config_bad(ld, v->line, v->key, "'%.32s' is not one of openai, dashscope, gemini", v->s);
+    return -1;
+}
+
+/* The same checks as base_url, into the provider's fixed buffer (see config.h). */
+static int parse_url_fixed(struct loader *ld, const struct scalar *v, void *base,
+                           const struct directive *d)
+{
+    char *url = NULL;
+    const struct directive tmp = {.key = d->key, .off = 0};
+    if (parse_url(ld, v, &url, &tmp))
+        return -1;
+    snprintf(FIELD(char, base, d), SL_MAX_URL + 1, "%s", url);
+    free(url);
+    return 0;
+}
+
+static int parse_max_batch(struct loader *ld, const struct scalar *v, void *base,
+                           const struct directive *d)
+{
+    uint64_t n;
+    if (parse_uint(v->s, MAX_EMBED_BATCH, &n) || n == 0) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a number of inputs from 1 to %d",
+                      v->s, MAX_EMBED_BATCH);
+        return -1;
+    }
+    *FIELD(int, base, d) = (int)n;
+    return 0;
+}
+
 /* To add a key: a row here (its default written as it would be in the file), a case in
  * tests/unit/test_config.c, and its line in docs/config.md (and examples/sluice.yaml
  * when users should see it). Parsing, defaults and "unknown key" hints follow. */
@@ -287,6 +330,8 @@ static const struct directive provider_rows[] = {
     {.key = "first_byte_timeout", .scalar = parse_duration, .off = PRV(timeouts.first_byte_ms)},
     {.key = "idle_timeout", .scalar = parse_duration, .off = PRV(timeouts.idle_ms)},
     {.key = "total_timeout", .scalar = parse_duration, .off = PRV(timeouts.total_ms)},
+    {.key = "embeddings", .scalar = parse_embeddings, .off = PRV(embeddings)},
+    {.key = "embeddings_url", .scalar = parse_url_fixed, .off = PRV(embeddings_url)},
 };
 static const struct table provider_table = TABLE("a provider (name, kind, base_url)",
                                                  provider_rows);
@@ -297,6 +342,7 @@ static const struct directive model_rows[] = {
     {.key = "provider", .scalar = parse_model_id, .off = MDL(provider), .flags = D_REQUIRED},
     {.key = "model", .scalar = parse_model_id, .off = MDL(model)},
     {.key = "context_window", .scalar = parse_context, .off = MDL(context_window)},
+    {.key = "max_batch", .scalar = parse_max_batch, .off = MDL(max_batch)},
 };
 static const struct table model_table = TABLE("a model (name, provider)", model_rows);
 

@@ -6,15 +6,21 @@
 #include <string.h>
 
 extern const struct sl_upstream_format sl_openai_upstream;
+extern const struct sl_upstream_format sl_anthropic_upstream;
+extern const struct sl_upstream_format sl_gemini_upstream;
+extern const struct sl_client_format sl_anthropic_client;
 
 /* To add a format: its vtable in its own file, a row here, wire cases in tests/cases/,
  * and a section in docs/providers.md. */
 static const struct sl_upstream_format *const upstream_formats[] = {
     &sl_openai_upstream,
+    &sl_anthropic_upstream,
+    &sl_gemini_upstream,
 };
 
 static const struct sl_client_format *const client_formats[] = {
     &sl_openai_client,
+    &sl_anthropic_client,
 };
 
 const struct sl_upstream_format *sl_upstream_format(enum sl_wire w)

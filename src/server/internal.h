@@ -128,6 +128,7 @@ void sl_translate_start(struct sl_exchange *x, const struct sl_client_format *cf
 
 /* Handlers (one file each). */
 void sl_chat_handle(struct sl_exchange *x);
+void sl_embeddings_handle(struct sl_exchange *x);
 void sl_models_handle(struct sl_exchange *x);
 void sl_health_handle(struct sl_exchange *x);
 void sl_metrics_handle(struct sl_exchange *x);

@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/limits.h"
 #include "core/sse.h"
+#include "formats/anthropic_client.h"
 #include "formats/format.h"
 #include "server/internal.h"
 #include "server/metrics.h"
@@ -259,4 +260,22 @@ void sl_messages_handle(struct sl_exchange *x)
         pass_start(x, cf, req, m, body, len);
     else
         sl_translate_start(x, cf, req, m);
+}
+
+/* POST /v1/messages/count_tokens: estimated here, without a provider call, so it
+ * answers the same whichever provider the model is on. */
+void sl_count_tokens_handle(struct sl_exchange *x)
+{
+    const struct sl_client_format *cf = sl_client_format("anthropic");
+    size_t len;
+    const char *body = sl_exchange_body(x, &len);
+    struct sl_error e;
+    int64_t tokens = 0;
+    if (sl_anthropic_count_tokens(body ? body : "", len, &tokens, &e)) {
+        sl_exchange_send_error(x, cf, &e);
+        return;
+    }
+    char reply[64];
+    int n = snprintf(reply, sizeof(reply), "{\"input_tokens\":%lld}", (long long)tokens);
+    sl_exchange_reply(x, 200, "application/json", reply, (size_t)n);
 }

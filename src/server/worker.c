@@ -28,7 +28,10 @@ static const struct route {
 } routes[] = {
     {EVHTTP_REQ_POST, "/v1/chat/completions", sl_chat_handle},
     {EVHTTP_REQ_POST, "/chat/completions", sl_chat_handle},
+    {EVHTTP_REQ_POST, "/v1/embeddings", sl_embeddings_handle},
+    {EVHTTP_REQ_POST, "/embeddings", sl_embeddings_handle},
     {EVHTTP_REQ_POST, "/v1/messages", sl_messages_handle},
+    {EVHTTP_REQ_POST, "/v1/messages/count_tokens", sl_count_tokens_handle},
     {EVHTTP_REQ_GET, "/v1/models", sl_models_handle},
     {EVHTTP_REQ_GET, "/models", sl_models_handle},
     {EVHTTP_REQ_GET, "/health", sl_health_handle},

@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -52,7 +54,25 @@ struct sl_sim {
 static void on_chat(struct sim_loop *l, struct evhttp_request *req, const char *arg,
                     const struct sim_wire *wire)
 {
-    sl_sim_chat(l, req, wire);
+    sl_sim_chat(l, req, wire, arg);
+}
+
+static void on_gemini(struct sim_loop *l, struct evhttp_request *req, const char *arg,
+                      const struct sim_wire *wire)
+{
+    sl_sim_gemini_route(l, req, arg);
+}
+
+static void on_embeddings(struct sim_loop *l, struct evhttp_request *req, const char *arg,
+                          const struct sim_wire *wire)
+{
+    sl_sim_embed_openai(l, req);
+}
+
+static void on_dashscope_embeddings(struct sim_loop *l, struct evhttp_request *req,
+                                    const char *arg, const struct sim_wire *wire)
+{
+    sl_sim_embed_dashscope(l, req);
 }
 
 static void on_health(struct sim_loop *l, struct evhttp_request *req, const char *arg,
@@ -69,14 +89,19 @@ static void on_models(struct sim_loop *l, struct evhttp_request *req, const char
 {
     struct sl_buf body = SL_BUF_INIT(64 * 1024);
     if (sl_sim_openai_models(*arg ? arg : NULL, &body))
-        sl_sim_send_error(req, wire, 500, "Out of memory.", NULL);
+        sl_sim_fail(l, req, wire, 500, "Out of memory.", NULL);
     else
         sl_sim_send_body(req, 200, &body, -1);
     sl_buf_release(&body);
 }
 
-/* To add a route: a row here (a new wire format brings its chat path), a test, a line
- * in docs/sim.md. A prefix row takes the rest of the path as its argument. */
+#define ANY_FORMAT SL_SIM_FORMAT_ALL
+#define OPENAI     SL_SIM_FORMAT_OPENAI
+#define DASHSCOPE_EMBEDDINGS "/api/v1/services/embeddings/text-embedding/text-embedding"
+
+/* To add a route: a row here (a new wire format brings its chat path and its format bit),
+ * a test, a line in docs/sim.md. A prefix row takes the rest of the path as its argument.
+ * A row whose format is not served is skipped: its path answers 404. */
 static const struct route {
     enum evhttp_cmd_type method;
     const char *path;
@@ -84,12 +109,27 @@ static const struct route {
     void (*handle)(struct sim_loop *l, struct evhttp_request *req, const char *arg,
                    const struct sim_wire *wire);
     const struct sim_wire *wire;
+    unsigned format;
 } routes[] = {
-    {EVHTTP_REQ_GET, "/health", 0, on_health, &sl_sim_openai},
-    {EVHTTP_REQ_GET, "/v1/models", 0, on_models, &sl_sim_openai},
-    {EVHTTP_REQ_GET, "/v1/models/", 1, on_models, &sl_sim_openai},
-    {EVHTTP_REQ_POST, "/v1/chat/completions", 0, on_chat, &sl_sim_openai},
+    {EVHTTP_REQ_GET, "/health", 0, on_health, &sl_sim_openai, ANY_FORMAT},
+    {EVHTTP_REQ_GET, "/v1/models", 0, on_models, &sl_sim_openai, ANY_FORMAT},
+    {EVHTTP_REQ_GET, "/v1/models/", 1, on_models, &sl_sim_openai, ANY_FORMAT},
+    {EVHTTP_REQ_POST, "/v1/chat/completions", 0, on_chat, &sl_sim_openai, OPENAI},
+    {EVHTTP_REQ_POST, "/v1/embeddings", 0, on_embeddings, &sl_sim_openai, OPENAI},
+    {EVHTTP_REQ_POST, DASHSCOPE_EMBEDDINGS, 0, on_dashscope_embeddings, &sl_sim_dashscope, OPENAI},
+    {EVHTTP_REQ_POST, "/v1/messages", 0, on_chat, &sl_sim_anthropic, SL_SIM_FORMAT_ANTHROPIC},
+    {EVHTTP_REQ_POST, "/v1beta/models/", 1, on_gemini, &sl_sim_gemini, SL_SIM_FORMAT_GEMINI},
 };
+
+/* The error shape for a path no route serves: the format its prefix belongs to. */
+static const struct sim_wire *path_wire(const char *path)
+{
+    if (strncmp(path, "/v1beta/", 8) == 0)
+        return &sl_sim_gemini;
+    if (strncmp(path, "/v1/messages", 12) == 0)
+        return &sl_sim_anthropic;
+    return strncmp(path, "/api/v1/", 8) == 0 ? &sl_sim_dashscope : &sl_sim_openai;
+}
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -112,8 +152,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         path = "";
     if (!l->opts->quiet)
         sl_info("sim: %s %s", method_name(method), path);
+    unsigned served = l->opts->formats ? l->opts->formats : SL_SIM_FORMAT_ALL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (!path_matches(&routes[i], path))
+        if (!(routes[i].format & served) || !path_matches(&routes[i], path))
             continue;
         path_known = 1;
         if (routes[i].method == method) {
@@ -122,9 +163,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
     }
     char msg[256];
-    snprintf(msg, sizeof(msg), "%s %s%.160s.", path_known ? "Method not allowed:" :
+    snprintf(msg, sizeof(msg), "%s %s %.160s.", path_known ? "Method not allowed:" :
              "Unknown request URL:", method_name(method), path);
-    sl_sim_send_error(req, &sl_sim_openai, path_known ? 405 : 404, msg, NULL);
+    sl_sim_fail(l, req, path_wire(path), path_known ? 405 : 404, msg, NULL);
 }
 
 /* ---- workers ---- */
@@ -144,6 +185,9 @@ static int listen_on(const char *host, int *port, int reuseport)
         errno = EADDRNOTAVAIL; /* the caller reports errno; the host did not resolve */
     if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
                     (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+                    /* accepted sockets inherit it: each stream event leaves at once, not
+                     * held by Nagle until the client's delayed ACK (up to 40 ms) */
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
                     bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, BACKLOG))) {
         int saved = errno;
         close(fd);

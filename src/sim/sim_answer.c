@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
@@ -213,7 +214,7 @@ static const char *schema_type(const cJSON *schema)
     if (cJSON_IsString(t))
         return t->valuestring;
     const cJSON *e;
-    cJSON_ArrayForEach(e, t) if (cJSON_IsString(e) && strcmp(e->valuestring, "null") != 0)
+    cJSON_ArrayForEach(e, t) if (cJSON_IsString(e) && strcasecmp(e->valuestring, "null") != 0)
         return e->valuestring;
     if (cJSON_GetObjectItemCaseSensitive(schema, "properties"))
         return "object";
@@ -256,15 +257,15 @@ static cJSON *schema_value(const cJSON *schema, int depth)
     if (fixed)
         return cJSON_Duplicate(fixed, 1);
     const char *type = schema_type(schema);
-    if (strcmp(type, "string") == 0)
+    if (strcasecmp(type, "string") == 0)
         return cJSON_CreateString("sim");
-    if (strcmp(type, "number") == 0 || strcmp(type, "integer") == 0)
+    if (strcasecmp(type, "number") == 0 || strcasecmp(type, "integer") == 0)
         return cJSON_CreateNumber(1);
-    if (strcmp(type, "boolean") == 0)
+    if (strcasecmp(type, "boolean") == 0)
         return cJSON_CreateTrue();
-    if (strcmp(type, "array") == 0)
+    if (strcasecmp(type, "array") == 0)
         return cJSON_CreateArray();
-    if (strcmp(type, "object") == 0)
+    if (strcasecmp(type, "object") == 0)
         return schema_object(schema, depth);
     return cJSON_CreateNull();
 }
@@ -351,6 +352,37 @@ static int count_words(const char *s)
     return s ? sl_sim_words(s, strlen(s)) : 0;
 }
 
+/* Length of the first `words` words of s, with the whitespace between them. */
+static size_t words_prefix(const char *s, int words)
+{
+    size_t i = 0;
+    for (int w = 0; w < words && s[i]; w++) {
+        while (s[i] && is_space(s[i]))
+            i++;
+        while (s[i] && !is_space(s[i]))
+            i++;
+    }
+    return i;
+}
+
+/* Cuts the reasoning, then the reply text, to the request's max_tokens (tool calls are
+ * never cut). */
+static int apply_max_tokens(const struct sim_request *rq, struct sl_arena *a,
+                            struct sim_answer *ans)
+{
+    int left = rq->max_tokens, r = count_words(ans->reasoning), c = count_words(ans->content);
+    if (left <= 0 || r + c <= left)
+        return 0;
+    ans->truncated = 1;
+    if (r > left) {
+        ans->reasoning = sl_arena_strndup(a, ans->reasoning, words_prefix(ans->reasoning, left));
+        r = left;
+    }
+    if (ans->content)
+        ans->content = sl_arena_strndup(a, ans->content, words_prefix(ans->content, left - r));
+    return (ans->reasoning || r == 0) && (ans->content || c == 0) ? 0 : -1;
+}
+
 static void count_usage(const struct sim_request *rq, struct sim_answer *ans)
 {
     ans->prompt_tokens = 0;
@@ -377,7 +409,7 @@ int sl_sim_answer(const struct sim_request *rq, const struct sim_directives *d,
             return -1;
     }
     int result = wants_tools(rq) ? tool_calls(rq, d, a, out) : text_content(rq, d, echo, a, out);
-    if (result)
+    if (result || (result = apply_max_tokens(rq, a, out)) != 0)
         return result;
     count_usage(rq, out);
     return 0;

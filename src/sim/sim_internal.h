@@ -44,7 +44,9 @@ struct sim_request {
     enum sim_format format;
     const cJSON *format_schema;
     int stream;
-    int include_usage;
+    int include_usage;    /* usage is reported in a stream (always, in some formats) */
+    int max_tokens;       /* completion words allowed; 0: no limit */
+    int reasoning_hidden; /* reasoning is counted but not sent (Gemini without includeThoughts) */
 };
 
 /* The @sim: directives of the last user message; -1 means "not given". */
@@ -70,6 +72,7 @@ struct sim_answer {
     const struct sim_tool_call *calls;
     int n_calls;
     int tool_forced; /* the calls answer a tool_choice that named the tool */
+    int truncated;   /* max_tokens cut the reasoning or the reply text */
     int prompt_tokens, completion_tokens, reasoning_tokens;
 };
 
@@ -78,8 +81,9 @@ struct sim_exchange {
     const struct sim_request *rq;
     const struct sim_answer *ans;
     const struct sim_directives *dir;
-    const char *id;  /* "chatcmpl-sim-<n>" */
-    int64_t created; /* Unix seconds */
+    const char *id;         /* the wire's id prefix and the request number */
+    const char *request_id; /* "req_sim_<n>" */
+    int64_t created;        /* Unix seconds */
     int usage;       /* usage is reported in a stream (asked for, not @sim:no_usage) */
 };
 
@@ -134,12 +138,19 @@ struct sim_piece {
     size_t len;
     int call;     /* index of the tool call */
     int delay_ms; /* wait before sending this piece */
+    /* Content blocks are the reasoning, the reply text and each tool call, numbered
+     * from 0 in that order (a format like Anthropic's frames them). */
+    int block;
+    int opens, closes; /* the piece is the first / the last of its block */
+    int reasoning_words, text_words; /* sent so far, this piece included */
+    int failed; /* SIM_PIECE_DONE: an injected error event came before */
 };
 
 struct sim_cursor {
     const struct sim_exchange *x;
     int ttft_ms, delay_ms, words_per_chunk;
     int phase, call, keepalives, content_sent, first, malformed_done, stall_done, extra_ms;
+    int block, reasoning_words, text_words, failed;
     size_t pos, len; /* within the text being streamed */
 };
 
@@ -150,25 +161,43 @@ void sl_sim_cursor_init(struct sim_cursor *c, const struct sim_exchange *x, int 
 /* Sets *p to the next piece. Returns 1, or 0 when the stream is over. */
 int sl_sim_cursor_next(struct sim_cursor *c, struct sim_piece *p);
 
-/* ---- one file per wire format (sim_openai.c) ---- */
+/* ---- one file per wire format (sim_openai.c, sim_anthropic.c, sim_gemini.c) ---- */
 
-/* To add a wire format: a struct like this in sim_<format>.c, a row in sim.c's routes[],
- * a test in tests/unit/test_sim.c and a section in docs/sim.md. */
+/* An error reply, before a wire format encodes it. */
+struct sim_error {
+    int status;
+    const char *message;
+    const char *param;      /* the offending parameter, or NULL */
+    const char *request_id; /* or NULL */
+    int retry_after;        /* seconds; -1 when not given */
+};
+
+/* To add a wire format: a struct like this in sim_<format>.c, its rows in sim.c's routes[]
+ * (with a SL_SIM_FORMAT_* bit), a test in tests/unit/test_sim.c and a section in docs/sim.md. */
 struct sim_wire {
-    /* Fills *rq from body (strings stay in body or a). Returns 0, or -1 with a message
-     * for the client in *err and the offending parameter (or NULL) in *param. */
-    int (*decode)(const cJSON *body, struct sl_arena *a, struct sim_request *rq,
+    const char *id_prefix;         /* reply ids are this and the request number */
+    const char *request_id_header; /* the header that carries "req_sim_<n>", or NULL */
+    int retry_after_header;        /* errors send Retry-After (else only the body says it) */
+    /* Fills *rq from body; arg is the rest of the path after the route's prefix ("" for
+     * an exact route). Strings stay in body or a. Returns 0, or -1 with a message for
+     * the client in *err and the offending parameter (or NULL) in *param. */
+    int (*decode)(const cJSON *body, const char *arg, struct sl_arena *a, struct sim_request *rq,
                   const char **err, const char **param);
     /* Appends the complete non-streamed reply body. Returns 0 or -1. */
     int (*reply)(const struct sim_exchange *x, struct sl_buf *out);
     /* Appends the bytes of one stream piece (possibly none). Returns 0 or -1. */
     int (*piece)(const struct sim_exchange *x, const struct sim_piece *p, struct sl_buf *out);
-    /* Appends the error body for an HTTP status (the format picks the error type);
-     * param may be NULL. Returns 0 or -1. */
-    int (*error)(int status, const char *message, const char *param, struct sl_buf *out);
+    /* Appends the error body (the format picks the error type by status). Returns 0 or -1. */
+    int (*error)(const struct sim_error *e, struct sl_buf *out);
 };
 
 extern const struct sim_wire sl_sim_openai;
+extern const struct sim_wire sl_sim_anthropic;
+extern const struct sim_wire sl_sim_gemini;
+extern const struct sim_wire sl_sim_dashscope; /* embeddings only: error bodies */
+
+/* Appends v printed compactly (pretty when pretty is set) and deletes it. Returns 0 or -1. */
+int sl_sim_append_json(cJSON *v, int pretty, struct sl_buf *out);
 
 /* ---- sim_play.c: answering chat requests on a worker's loop ---- */
 
@@ -186,8 +215,10 @@ struct sim_loop {
     struct sim_play *plays;  /* requests still in flight */
 };
 
-/* Answers a chat request in wire's format, now or on later loop iterations. */
-void sl_sim_chat(struct sim_loop *l, struct evhttp_request *req, const struct sim_wire *wire);
+/* Answers a chat request in wire's format, now or on later loop iterations; arg is
+ * what the route left of the path (see sim_wire.decode). */
+void sl_sim_chat(struct sim_loop *l, struct evhttp_request *req, const struct sim_wire *wire,
+                 const char *arg);
 
 /* Frees the requests still in flight; only once l's loop has stopped. */
 void sl_sim_plays_release(struct sim_loop *l);
@@ -196,9 +227,32 @@ void sl_sim_plays_release(struct sim_loop *l);
 void sl_sim_send_body(struct evhttp_request *req, int status, const struct sl_buf *body,
                       int retry_after);
 
-/* Sends wire's error body for status. param may be NULL. */
-void sl_sim_send_error(struct evhttp_request *req, const struct sim_wire *wire, int status,
-                       const char *message, const char *param);
+/* Sends wire's error body for e, with the request id and Retry-After headers the wire
+ * sends. */
+void sl_sim_send_error(struct evhttp_request *req, const struct sim_wire *wire,
+                       const struct sim_error *e);
+
+/* Numbers a new request (across all workers) and writes "req_sim_<n>" to id. Returns n. */
+unsigned long long sl_sim_request_id(struct sim_loop *l, char id[32]);
+
+/* Sends wire's error for status to a request that has no number yet. param may be NULL. */
+void sl_sim_fail(struct sim_loop *l, struct evhttp_request *req, const struct sim_wire *wire,
+                 int status, const char *message, const char *param);
+
+/* Parses the request's JSON body; NULL when it is not JSON. The caller deletes it. */
+cJSON *sl_sim_read_json(struct evhttp_request *req);
+
+/* ---- sim_gemini.c, sim_embed.c: routes that dispatch further ---- */
+
+/* POST /v1beta/models/{arg}: generateContent, streamGenerateContent, embedContent or
+ * batchEmbedContents by the method after the model's colon. */
+void sl_sim_gemini_route(struct sim_loop *l, struct evhttp_request *req, const char *arg);
+
+/* The embeddings endpoints: OpenAI's, DashScope's native one, Gemini's (batch or one). */
+void sl_sim_embed_openai(struct sim_loop *l, struct evhttp_request *req);
+void sl_sim_embed_dashscope(struct sim_loop *l, struct evhttp_request *req);
+void sl_sim_embed_gemini(struct sim_loop *l, struct evhttp_request *req, const char *model,
+                         int batch);
 
 /* Appends the OpenAI model list (GET /v1/models) or one model (id non-NULL). */
 int sl_sim_openai_models(const char *id, struct sl_buf *out);

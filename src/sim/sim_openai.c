@@ -105,8 +105,8 @@ static void decode_format(const cJSON *body, struct sim_request *rq)
     }
 }
 
-static int decode(const cJSON *body, struct sl_arena *a, struct sim_request *rq,
-                  const char **err, const char **param)
+static int decode(const cJSON *body, const char *arg, struct sl_arena *a,
+                  struct sim_request *rq, const char **err, const char **param)
 {
     memset(rq, 0, sizeof(*rq));
     *param = NULL;
@@ -183,14 +183,18 @@ static cJSON *message_object(const struct sim_answer *ans)
     return m;
 }
 
-/* Appends v printed and deletes it. */
-static int append_json(cJSON *v, struct sl_buf *out)
+int sl_sim_append_json(cJSON *v, int pretty, struct sl_buf *out)
 {
-    char *s = v ? cJSON_PrintUnformatted(v) : NULL;
+    char *s = !v ? NULL : pretty ? cJSON_Print(v) : cJSON_PrintUnformatted(v);
     int result = s ? sl_buf_puts(out, s) : -1;
     free(s);
     cJSON_Delete(v);
     return result;
+}
+
+static int append_json(cJSON *v, struct sl_buf *out)
+{
+    return sl_sim_append_json(v, 0, out);
 }
 
 static int reply(const struct sim_exchange *x, struct sl_buf *out)
@@ -286,11 +290,11 @@ static int piece(const struct sim_exchange *x, const struct sim_piece *p, struct
         return sl_buf_puts(out, "data: [DONE]\n\n");
     case SIM_PIECE_MALFORMED:
         return sl_buf_puts(out, "data: {not json\n\n");
-    case SIM_PIECE_ERROR:
-        return sl_buf_puts(out, "data: ") ||
-               sl_sim_openai.error(500, "Simulated error in the middle of the stream.", NULL,
-                                   out) ||
+    case SIM_PIECE_ERROR: {
+        struct sim_error e = {500, "Simulated error in the middle of the stream.", NULL, NULL, -1};
+        return sl_buf_puts(out, "data: ") || sl_sim_openai.error(&e, out) ||
                sl_buf_puts(out, "\n\n");
+    }
     case SIM_PIECE_CLOSE:
         return 0;
     default:
@@ -319,13 +323,13 @@ static const char *error_type(int status)
 }
 
 /* The one place that writes the simulator's OpenAI error JSON. */
-static int error(int status, const char *message, const char *param, struct sl_buf *out)
+static int error(const struct sim_error *err, struct sl_buf *out)
 {
     cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "message", message);
-    cJSON_AddStringToObject(e, "type", error_type(status));
-    if (param)
-        cJSON_AddStringToObject(e, "param", param);
+    cJSON_AddStringToObject(e, "message", err->message);
+    cJSON_AddStringToObject(e, "type", error_type(err->status));
+    if (err->param)
+        cJSON_AddStringToObject(e, "param", err->param);
     else
         cJSON_AddNullToObject(e, "param");
     cJSON_AddNullToObject(e, "code");
@@ -356,4 +360,12 @@ int sl_sim_openai_models(const char *id, struct sl_buf *out)
     return append_json(list, out);
 }
 
-const struct sim_wire sl_sim_openai = {decode, reply, piece, error};
+const struct sim_wire sl_sim_openai = {
+    .id_prefix = "chatcmpl-sim-",
+    .request_id_header = NULL,
+    .retry_after_header = 1,
+    .decode = decode,
+    .reply = reply,
+    .piece = piece,
+    .error = error,
+};

@@ -3,6 +3,7 @@
  * events, never sleeps, so one thread serves many requests at once. */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -36,6 +37,7 @@ struct sim_play {
     struct sim_cursor cur;
     struct sim_piece piece; /* PLAY_STREAM: what the timer sends next */
     struct sl_buf body;     /* PLAY_REPLY */
+    const char *arg;        /* what the route left of the path */
     int status, retry_after;
     int started;  /* the stream's headers are out */
     int closed;   /* the client went away */
@@ -64,13 +66,46 @@ void sl_sim_send_body(struct evhttp_request *req, int status, const struct sl_bu
     evhttp_send_reply(req, status, NULL, NULL);
 }
 
-void sl_sim_send_error(struct evhttp_request *req, const struct sim_wire *wire, int status,
-                       const char *message, const char *param)
+static void add_request_id(struct evhttp_request *req, const struct sim_wire *wire,
+                           const char *request_id)
+{
+    if (wire->request_id_header && request_id)
+        evhttp_add_header(evhttp_request_get_output_headers(req), wire->request_id_header,
+                          request_id);
+}
+
+void sl_sim_send_error(struct evhttp_request *req, const struct sim_wire *wire,
+                       const struct sim_error *e)
 {
     struct sl_buf body = SL_BUF_INIT(64 * 1024);
-    wire->error(status, message, param, &body);
-    sl_sim_send_body(req, status, &body, -1);
+    wire->error(e, &body);
+    add_request_id(req, wire, e->request_id);
+    sl_sim_send_body(req, e->status, &body, wire->retry_after_header ? e->retry_after : -1);
     sl_buf_release(&body);
+}
+
+unsigned long long sl_sim_request_id(struct sim_loop *l, char id[32])
+{
+    unsigned long long n = atomic_fetch_add(l->requests, 1) + 1;
+    snprintf(id, 32, "req_sim_%llu", n);
+    return n;
+}
+
+void sl_sim_fail(struct sim_loop *l, struct evhttp_request *req, const struct sim_wire *wire,
+                 int status, const char *message, const char *param)
+{
+    char id[32];
+    sl_sim_request_id(l, id);
+    struct sim_error e = {status, message, param, id, -1};
+    sl_sim_send_error(req, wire, &e);
+}
+
+cJSON *sl_sim_read_json(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *s = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    return s ? cJSON_ParseWithLength(s, len) : NULL;
 }
 
 /* ---- playback ---- */
@@ -148,6 +183,7 @@ static void play_abort(struct sim_play *p)
 static void play_reply(struct sim_play *p)
 {
     play_unwatch(p);
+    add_request_id(p->req, p->wire, p->x.request_id);
     sl_sim_send_body(p->req, p->status, &p->body, p->retry_after);
     play_free(p);
 }
@@ -184,6 +220,7 @@ static void stream_headers(struct sim_play *p)
     struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");
+    add_request_id(p->req, p->wire, p->x.request_id);
     evhttp_send_reply_start(p->req, 200, NULL);
     p->started = 1;
 }
@@ -256,17 +293,17 @@ static void play_start(struct sim_play *p, int delay_ms)
 /* Parses and answers the request. Returns 0, or the HTTP status of the error in *err. */
 static int prepare(struct sim_play *p, const char **err, const char **param)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(p->req);
-    size_t len = evbuffer_get_length(in);
-    const char *s = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
-    cJSON *body = s ? cJSON_ParseWithLength(s, len) : NULL;
+    char request_id[32];
+    unsigned long long n_req = sl_sim_request_id(p->loop, request_id);
+    p->x.request_id = sl_arena_strndup(p->arena, request_id, strlen(request_id));
+    cJSON *body = sl_sim_read_json(p->req);
     *param = NULL;
     if (!body || sl_arena_cleanup(p->arena, delete_json, body)) {
         cJSON_Delete(body);
         *err = "We could not parse the JSON body of your request.";
         return 400;
     }
-    if (p->wire->decode(body, p->arena, &p->rq, err, param))
+    if (p->wire->decode(body, p->arg, p->arena, &p->rq, err, param))
         return 400;
     const struct sim_msg *user = sl_sim_last_user(&p->rq);
     sl_sim_directives_parse(user ? user->text : NULL, &p->dir);
@@ -274,16 +311,16 @@ static int prepare(struct sim_play *p, const char **err, const char **param)
         *err = "Out of memory.";
         return 500;
     }
-    unsigned long long n_req = atomic_fetch_add(p->loop->requests, 1) + 1;
     p->x = (struct sim_exchange){
         .rq = &p->rq,
         .ans = &p->ans,
         .dir = &p->dir,
-        .id = sl_arena_sprintf(p->arena, "chatcmpl-sim-%llu", n_req),
+        .id = sl_arena_sprintf(p->arena, "%s%llu", p->wire->id_prefix, n_req),
+        .request_id = p->x.request_id,
         .created = (int64_t)time(NULL),
         .usage = p->rq.stream && p->rq.include_usage && !p->dir.no_usage,
     };
-    if (!p->x.id) {
+    if (!p->x.id || !p->x.request_id) {
         *err = "Out of memory.";
         return 500;
     }
@@ -304,10 +341,12 @@ static void start_failure(struct sim_play *p, int stall)
     }
     p->kind = PLAY_REPLY;
     p->status = p->dir.status >= 400 ? p->dir.status : 500;
-    p->retry_after = p->dir.retry_after;
+    p->retry_after = p->wire->retry_after_header ? p->dir.retry_after : -1;
     const char *msg = sl_arena_sprintf(p->arena, "Simulated HTTP %d error (@sim:status).",
                                        p->status);
-    p->wire->error(p->status, msg ? msg : "Simulated error.", NULL, &p->body);
+    struct sim_error e = {p->status, msg ? msg : "Simulated error.", NULL, p->x.request_id,
+                          p->dir.retry_after};
+    p->wire->error(&e, &p->body);
     play_start(p, stall);
 }
 
@@ -327,22 +366,26 @@ static void start_answer(struct sim_play *p, int stall)
     if (p->wire->reply(&p->x, &p->body)) {
         sl_buf_reset(&p->body);
         p->status = 500;
-        p->wire->error(500, "The simulated reply is too large.", NULL, &p->body);
+        struct sim_error e = {500, "The simulated reply is too large.", NULL, p->x.request_id, -1};
+        p->wire->error(&e, &p->body);
     }
     play_start(p, pick(p->dir.ttft_ms, o->latency_ms) + stall);
 }
 
-void sl_sim_chat(struct sim_loop *l, struct evhttp_request *req, const struct sim_wire *wire)
+void sl_sim_chat(struct sim_loop *l, struct evhttp_request *req, const struct sim_wire *wire,
+                 const char *arg)
 {
     struct sim_play *p = play_new(l, req, wire);
     if (!p) {
-        sl_sim_send_error(req, wire, 500, "Out of memory.", NULL);
+        sl_sim_fail(l, req, wire, 500, "Out of memory.", NULL);
         return;
     }
+    p->arg = arg;
     const char *err, *param;
     int status = prepare(p, &err, &param);
     if (status) {
-        sl_sim_send_error(req, wire, status, err, param);
+        struct sim_error e = {status, err, param, p->x.request_id, -1};
+        sl_sim_send_error(req, wire, &e);
         play_free(p);
         return;
     }

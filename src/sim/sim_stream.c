@@ -33,6 +33,7 @@ void sl_sim_cursor_init(struct sim_cursor *c, const struct sim_exchange *x, int 
     c->words_per_chunk = words_per_chunk > 0 ? words_per_chunk : 1;
     c->keepalives = x->dir->keepalive > 0 ? x->dir->keepalive : 0;
     c->first = 1;
+    c->block = -1;
     c->phase = PH_KEEPALIVE;
 }
 
@@ -44,9 +45,23 @@ static int emit(struct sim_cursor *c, struct sim_piece *p, enum sim_piece_kind k
     p->len = len;
     p->call = c->call;
     p->delay_ms = (c->first ? c->ttft_ms : c->delay_ms) + c->extra_ms;
+    p->block = c->block;
+    p->opens = p->closes = 0;
+    p->reasoning_words = c->reasoning_words;
+    p->text_words = c->text_words;
+    p->failed = c->failed;
     c->first = 0;
     c->extra_ms = 0;
     return 1;
+}
+
+/* Marks the piece just emitted as the first and / or last of a block. */
+static void frame(struct sim_cursor *c, struct sim_piece *p, int opens, int closes)
+{
+    if (opens)
+        p->block = ++c->block;
+    p->opens = opens;
+    p->closes = closes;
 }
 
 /* An injection whose chunk count is reached; past the last content chunk every
@@ -71,6 +86,7 @@ static int injection(struct sim_cursor *c, int at_finish)
     }
     if (due(d->error_after, c->content_sent, at_finish)) {
         c->phase = PH_DONE;
+        c->failed = 1;
         return SIM_PIECE_ERROR;
     }
     if (due(d->reset_after, c->content_sent, at_finish)) {
@@ -117,7 +133,10 @@ static int content_piece(struct sim_cursor *c, enum sim_piece_kind kind, const c
         return emit(c, p, (enum sim_piece_kind)k, NULL, 0);
     size_t end = kind == SIM_PIECE_TOOL_ARGS ? fragment_end(s, c->len, c->pos)
                                              : word_run(s, c->len, c->pos, c->words_per_chunk);
+    int words = kind == SIM_PIECE_TOOL_ARGS ? 0 : sl_sim_words(s + c->pos, end - c->pos);
+    *(kind == SIM_PIECE_REASONING ? &c->reasoning_words : &c->text_words) += words;
     emit(c, p, kind, s + c->pos, end - c->pos);
+    frame(c, p, c->pos == 0 && kind != SIM_PIECE_TOOL_ARGS, end == c->len);
     c->pos = end;
     c->content_sent++;
     return 1;
@@ -142,6 +161,7 @@ static int tool_start(struct sim_cursor *c, struct sim_piece *p)
         return emit(c, p, (enum sim_piece_kind)k, NULL, 0);
     emit(c, p, SIM_PIECE_TOOL_START, a->calls[c->call].name, strlen(a->calls[c->call].name));
     enter(c, PH_TOOL_ARGS, a->calls[c->call].arguments);
+    frame(c, p, 1, c->len == 0);
     c->content_sent++;
     return 1;
 }

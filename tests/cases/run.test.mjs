@@ -18,6 +18,11 @@
 //   body_file?, body_generate?}, upstream{request{method, path_suffix, headers, raw_body_match,
 //   raw_body_not_match}, expect_requests?, response_status, response_headers, delivery,
 //   response_file}, expect{status, headers, body_file, body_raw_match?}, accounting?, timeout_ms?
+//   Several upstream requests per case (embeddings batches): upstream.responses = [{match_raw,
+//   response_status, response_headers, response_file, delivery}], each request answered by the
+//   first entry whose regex matches its raw body (then every request is checked, not only the
+//   first); route.provider_extra / route.model_extra: more keys for the case's provider / model
+//   ({{BASE_URL}} = the provider's base_url).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,6 +68,7 @@ function loadCase(name) {
   if (cl.body_generate) c.clientBody = Buffer.from(generateBody(cl.body_generate));
   else c.clientBody = file(cl.body_file ?? 'client_request.json');
   if (c.upstream && c.upstream.response_file) c.upstreamBody = file(c.upstream.response_file);
+  for (const r of c.upstream?.responses ?? []) r.body = file(r.response_file);
   if (c.upstream && existsSync(path.join(dir, 'upstream_request_expect.json')))
     c.upstreamExpect = JSON.parse(file('upstream_request_expect.json').toString('utf8'));
   const bf = c.expect?.body_file;
@@ -101,6 +107,23 @@ let up, gw, tmp, storeUrl;
 
 function yamlStr(s) { return JSON.stringify(String(s)); }
 
+// route.provider_extra / route.model_extra as more "key: value" pairs of a flow mapping.
+function yamlExtra(extra, base) {
+  return Object.entries(extra ?? {})
+    .map(([k, v]) => `, ${k}: ${typeof v === 'string' ? yamlStr(v.replaceAll('{{BASE_URL}}', base)) : v}`).join('');
+}
+
+// The reply for one upstream request of a case with several: the first entry of
+// upstream.responses whose match_raw matches the raw body.
+function replyFor(c) {
+  return (rec) => {
+    const raw = rec.body.toString('utf8');
+    const r = c.upstream.responses.find((x) => new RegExp(x.match_raw ?? '').test(raw));
+    if (!r) return { status: 599, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"error":{"message":"no response of this case matches the request","type":"test"}}'), delivery: {} };
+    return { status: r.response_status ?? 200, headers: r.response_headers ?? {}, body: r.body, delivery: r.delivery ?? {} };
+  };
+}
+
 function configFor(upPort, closedPort) {
   const lines = [
     `server: { workers: 2, max_body: ${MAX_BODY} }`,
@@ -114,8 +137,8 @@ function configFor(upPort, closedPort) {
     if (!c.route) continue;
     const base = c.route.unreachable ? `http://127.0.0.1:${closedPort}/v1`
       : `http://127.0.0.1:${upPort}/${c.prefix}${basePath(c)}`;
-    lines.push(`  - { name: ${yamlStr('p' + c.prefix)}, kind: ${upstreamKind(c)}, base_url: ${yamlStr(base)}, api_key: ${yamlStr(UPSTREAM_KEY)} }`);
-    models.push(`  - { name: ${yamlStr(c.route.client_model)}, provider: ${yamlStr('p' + c.prefix)}, model: ${yamlStr(c.route.upstream_model)} }`);
+    lines.push(`  - { name: ${yamlStr('p' + c.prefix)}, kind: ${upstreamKind(c)}, base_url: ${yamlStr(base)}, api_key: ${yamlStr(UPSTREAM_KEY)}${yamlExtra(c.route.provider_extra, base)} }`);
+    models.push(`  - { name: ${yamlStr(c.route.client_model)}, provider: ${yamlStr('p' + c.prefix)}, model: ${yamlStr(c.route.upstream_model)}${yamlExtra(c.route.model_extra, base)} }`);
   }
   return [...lines, ...models, ''].join('\n');
 }
@@ -135,7 +158,7 @@ before(async () => {
   up = await startFakeUpstream();
   for (const c of cases) {
     const u = c.upstream;
-    c.upRoute = up.route(c.prefix, u && u.response_file
+    c.upRoute = up.route(c.prefix, u && u.responses ? replyFor(c) : u && u.response_file
       ? { status: u.response_status ?? 200, headers: u.response_headers ?? {}, body: c.upstreamBody, delivery: u.delivery ?? {} }
       : { status: 599, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"error":{"message":"this case must not reach the upstream","type":"test"}}'), delivery: {} });
   }
@@ -202,8 +225,7 @@ for (const c of cases) {
     const u = c.upstream;
     const wantCount = u?.expect_requests ?? (u && u.response_file ? 1 : 0);
     failures.push(...match(wantCount, reqs.length, 'upstream requests'));
-    if (u && u.request && reqs.length > 0) {
-      const r0 = reqs[0];
+    for (const r0 of u && u.request ? (u.responses ? reqs : reqs.slice(0, 1)) : []) {
       const want = u.request;
       failures.push(...match(want.method ?? 'POST', r0.method, 'upstream method'));
       const wantPath = `/${c.prefix}${basePath(c)}${want.path_suffix ?? '/chat/completions'}`;

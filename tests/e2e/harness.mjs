@@ -7,6 +7,8 @@
 // The serve config has one provider `sim` (models sim-small, sim-large, sim-reasoner mapped 1:1)
 // and a provider `deadp` at a closed local port (model `dead`, for 502). The store is a fresh
 // SQLite file in a temp dir (stack.storeUrl). Binary: $SLUICE_BIN or build-asan/sluice.
+// `extra(simUrl)` may return more YAML lines: { providers: [...], models: [...] } (each
+// line one list entry, e.g. `  - { name: simds, kind: openai, ... }`).
 //
 // Also here: the sim's reply and usage formulas from docs/sim.md, and a ledger of what
 // each test expects `sluice usage` to show.
@@ -29,7 +31,7 @@ async function closedPort() {
   return p;
 }
 
-export async function startStack({ simArgs = ['--ttft-ms', '0', '--chunk-delay-ms', '1'] } = {}) {
+export async function startStack({ simArgs = ['--ttft-ms', '0', '--chunk-delay-ms', '1'], extra = null } = {}) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-'));
   const storeUrl = `sqlite://${path.join(tmp, 'sluice.db')}`;
   let sim, serve;
@@ -42,6 +44,7 @@ export async function startStack({ simArgs = ['--ttft-ms', '0', '--chunk-delay-m
   try {
     const dead = await closedPort();
     const q = JSON.stringify;
+    const more = extra ? extra(sim.url) : {};
     const cfg = [
       'server: { workers: 2 }',
       `store: ${q(storeUrl)}`,
@@ -50,9 +53,11 @@ export async function startStack({ simArgs = ['--ttft-ms', '0', '--chunk-delay-m
       'providers:',
       `  - { name: sim, kind: openai, base_url: ${q(`${sim.url}/v1`)}, api_key: sim-upstream-key }`,
       `  - { name: deadp, kind: openai, base_url: ${q(`http://127.0.0.1:${dead}/v1`)}, api_key: dead-key }`,
+      ...(more.providers ?? []),
       'models:',
       ...SIM_MODELS.map((m) => `  - { name: ${m}, provider: sim, model: ${m} }`),
       '  - { name: dead, provider: deadp, model: dead }',
+      ...(more.models ?? []),
       '',
     ].join('\n');
     const cfgPath = path.join(tmp, 'sluice.yaml');

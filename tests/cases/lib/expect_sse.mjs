@@ -11,6 +11,7 @@
 //
 // EXPR is a path into the context built from the actual stream:
 //   openai.*       see openai.mjs (e.g. openai.content[0], openai.usage.prompt_tokens)
+//   anthropic.*    see anthropic.mjs (e.g. anthropic.blocks, anthropic.stop_reason, anthropic.well_formed)
 //   done           the last data event is [DONE]
 //   utf8_clean     the body is valid UTF-8 without U+FFFD
 //   comments       number of comment lines received
@@ -20,6 +21,7 @@
 import { match } from './match.mjs';
 import { parseSSE } from './sse.mjs';
 import { assembleOpenAI } from './openai.mjs';
+import { assembleAnthropic } from './anthropic.mjs';
 
 export function parseExpectSSE(text) {
   const spec = { assertions: [], tail: 0, skeleton: [] };
@@ -85,6 +87,7 @@ export function buildContext(parsed) {
   const dataEvents = parsed.events;
   return {
     openai: assembleOpenAI(dataEvents),
+    anthropic: assembleAnthropic(dataEvents),
     done: dataEvents.length > 0 && dataEvents[dataEvents.length - 1].data === '[DONE]',
     utf8_clean: parsed.utf8Clean,
     comments: parsed.comments.length,

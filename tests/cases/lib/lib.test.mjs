@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { match, matchHeaders } from './match.mjs';
 import { parseSSE, splitEventsRaw, decodeUtf8 } from './sse.mjs';
 import { assembleOpenAI } from './openai.mjs';
+import { assembleAnthropic, openaiToAnthropic } from './anthropic.mjs';
 import { parseExpectSSE, checkSSE, parsePath, evalPath } from './expect_sse.mjs';
 import { planWrites } from './upstream.mjs';
 
@@ -146,6 +147,38 @@ test('assembleOpenAI: content, reasoning, tool calls keyed by index, usage, erro
   assert.equal(r.role[0], 'assistant');
 });
 
+test('assembleAnthropic: blocks, usage merged, grammar errors', () => {
+  const ev = (event, o) => ({ event, data: JSON.stringify({ type: event, ...o }) });
+  const good = [
+    ev('message_start', { message: { id: 'msg_1', role: 'assistant', content: [], usage: { input_tokens: 5, output_tokens: 1 } } }),
+    ev('ping', {}),
+    ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } }),
+    ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: 'hm' } }),
+    ev('content_block_stop', { index: 0 }),
+    ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 't', name: 'f', input: {} } }),
+    ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: '{"a"' } }),
+    ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: ':1}' } }),
+    ev('content_block_stop', { index: 1 }),
+    ev('message_delta', { delta: { stop_reason: 'tool_use' }, usage: { input_tokens: 7, cache_read_input_tokens: 3, output_tokens: 9 } }),
+    ev('message_stop', {}),
+  ];
+  const r = assembleAnthropic(good);
+  assert.deepEqual(r.grammar_errors, []);
+  assert.equal(r.well_formed, true);
+  assert.deepEqual(r.blocks, [{ type: 'thinking', thinking: 'hm', signature: '' }, { type: 'tool_use', id: 't', name: 'f', input: { a: 1 } }]);
+  assert.equal(r.stop_reason, 'tool_use');
+  assert.deepEqual(r.usage, { input_tokens: 7, output_tokens: 9, cache_read_input_tokens: 3 });
+  assert.equal(r.usage_total_input, 10);
+  const bad = [...good];
+  bad[5] = ev('content_block_start', { index: 2, content_block: { type: 'text', text: '' } });
+  assert.equal(assembleAnthropic(bad).well_formed, false);
+  assert.equal(assembleAnthropic(good.slice(0, -1)).well_formed, false, 'no message_stop');
+  const failed = assembleAnthropic([good[0], ev('error', { error: { type: 'overloaded_error', message: 'Overloaded' } })]);
+  assert.deepEqual(failed.error, { type: 'overloaded_error', message: 'Overloaded' });
+  assert.equal(failed.well_formed, false);
+  assert.deepEqual(failed.grammar_errors, []);
+});
+
 test('expression paths', () => {
   assert.deepEqual(parsePath('openai.content[0]'), ['openai', 'content', '0']);
   assert.deepEqual(parsePath('openai.usage.prompt_tokens'), ['openai', 'usage', 'prompt_tokens']);
@@ -208,6 +241,7 @@ test('checkSSE: rejects wrong content, usage chunk not last, missing [DONE], ske
 // after a cut stream, add an error event and [DONE].
 function idealClientStream(c, upstreamBytes, clientReq) {
   const p = parseSSE(upstreamBytes);
+  if (c.client?.format === 'anthropic') return openaiToAnthropic(p.events);
   const wantUsage = clientReq?.stream_options?.include_usage === true;
   const out = [];
   let done = false;
@@ -256,6 +290,9 @@ for (const d of dirs) {
   const dir = path.join(CASES, d);
   const c = JSON.parse(readFileSync(path.join(dir, 'case.json'), 'utf8'));
   if (!c.expect?.body_file?.endsWith('.sse') || !c.upstream?.response_file?.endsWith('.sse')) continue;
+  // The ideal gateway above relays OpenAI-format events, or translates them for an
+  // Anthropic client (anthropic.mjs); it says nothing about other translations.
+  if ((c.upstream.kind ?? 'openai') !== 'openai' || !['openai', 'anthropic'].includes(c.client?.format ?? 'openai')) continue;
   test(`case ${d}: expectation accepts the ideal gateway's stream and rejects a raw echo where they differ`, () => {
     const spec = parseExpectSSE(readFileSync(path.join(dir, c.expect.body_file), 'utf8'));
     let up = readFileSync(path.join(dir, c.upstream.response_file));

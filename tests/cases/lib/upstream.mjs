@@ -71,7 +71,9 @@ export async function startFakeUpstream() {
         return;
       }
       route.requests.push(rec);
-      serve(route.reply, req, res).catch(() => res.destroy());
+      // a function picks the reply for each request (cases with several upstream requests)
+      const reply = typeof route.reply === 'function' ? route.reply(rec) : route.reply;
+      serve(reply, req, res).catch(() => res.destroy());
     });
   });
   await new Promise((resolve, reject) => {
