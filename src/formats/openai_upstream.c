@@ -127,7 +127,9 @@ static int stream_event(void *st, const struct sl_sse_event *ev, sl_chunk_cb emi
         rc = emit(arg, obj);
     }
     cJSON_Delete(obj);
-    return rc;
+    if (rc)
+        sl_error_set(e, 500, "api_error", "cannot encode the stream for the client");
+    return rc ? -1 : 0;
 }
 
 static int stream_end(void *st, sl_chunk_cb emit, void *arg, struct sl_usage *u)
