@@ -34,6 +34,8 @@ struct sl_provider_cfg {
     /* embeddings_url: key; "" = DashScope's public endpoint. Fixed storage: the
      * config's release functions free only the fields that predate it. */
     char embeddings_url[SL_MAX_URL + 1];
+    /* preset: key (src/providers/); "" = detect from base_url. Fixed storage, as above. */
+    char preset[32];
 };
 
 struct sl_model_cfg {

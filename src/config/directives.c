@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config/loader.h"
+#include "providers/providers.h"
 #include "core/limits.h"
 #include "core/log.h"
 
@@ -278,6 +279,19 @@ static int parse_url_fixed(struct loader *ld, const struct scalar *v, void *base
     return 0;
 }
 
+static int parse_preset(struct loader *ld, const struct scalar *v, void *base,
+                        const struct directive *d)
+{
+    if (!sl_preset_find(v->s)) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.32s' is not a preset (deepseek, dashscope, moonshot, zhipu, zai, "
+                      "siliconflow, openrouter, openai, anthropic, gemini, ollama, vllm)", v->s);
+        return -1;
+    }
+    snprintf(FIELD(char, base, d), 32, "%s", v->s);
+    return 0;
+}
+
 static int parse_max_batch(struct loader *ld, const struct scalar *v, void *base,
                            const struct directive *d)
 {
@@ -332,6 +346,7 @@ static const struct directive provider_rows[] = {
     {.key = "total_timeout", .scalar = parse_duration, .off = PRV(timeouts.total_ms)},
     {.key = "embeddings", .scalar = parse_embeddings, .off = PRV(embeddings)},
     {.key = "embeddings_url", .scalar = parse_url_fixed, .off = PRV(embeddings_url)},
+    {.key = "preset", .scalar = parse_preset, .off = PRV(preset)},
 };
 static const struct table provider_table = TABLE("a provider (name, kind, base_url)",
                                                  provider_rows);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 
 static const char *skip_ws(const char *p, const char *end)
 {
@@ -101,6 +102,83 @@ const char *sl_json_duplicate_key(const cJSON *obj)
     return NULL;
 }
 
+static const struct sl_json_edit *edit_for(const struct sl_span *key, const struct sl_json_edit *e,
+                                           int ne)
+{
+    for (int i = 0; i < ne; i++)
+        if (strlen(e[i].key) == key->len && memcmp(e[i].key, key->ptr, key->len) == 0)
+            return &e[i];
+    return NULL;
+}
+
+int sl_json_apply_edits(const char *s, size_t n, const struct sl_json_edit *e, int ne,
+                        struct sl_buf *out)
+{
+    struct sl_json_member m[SL_MAX_TOP_KEYS];
+    int nm = sl_json_members(s, n, m, SL_MAX_TOP_KEYS);
+    unsigned done = 0; /* bit i: edit i replaced a member */
+    const char *pos = s;
+    int rc = nm < 0 || ne > 32 ? -1 : 0;
+    for (int i = 0; !rc && i < nm; i++) {
+        if (memchr(m[i].key.ptr, '\\', m[i].key.len))
+            return -1;
+        const struct sl_json_edit *ed = edit_for(&m[i].key, e, ne);
+        if (!ed)
+            continue;
+        rc |= sl_buf_append(out, pos, (size_t)(m[i].value.ptr - pos));
+        rc |= sl_buf_puts(out, ed->value);
+        pos = m[i].value.ptr + m[i].value.len;
+        done |= 1u << (ed - e);
+    }
+    const char *brace = s + n; /* one past the object's closing brace */
+    while (brace > pos && brace[-1] != '}')
+        brace--;
+    if (rc || brace == pos)
+        return -1;
+    rc |= sl_buf_append(out, pos, (size_t)(brace - 1 - pos));
+    for (int i = 0; i < ne; i++) {
+        if (done & (1u << i))
+            continue;
+        rc |= sl_buf_puts(out, nm > 0 || i > 0 ? ",\"" : "\"");
+        rc |= sl_buf_puts(out, e[i].key);
+        rc |= sl_buf_puts(out, "\":");
+        rc |= sl_buf_puts(out, e[i].value);
+    }
+    rc |= sl_buf_append(out, brace - 1, (size_t)(s + n - (brace - 1)));
+    return rc ? -1 : 0;
+}
+
+int sl_json_apply_edits_tree(cJSON *obj, const struct sl_json_edit *e, int ne)
+{
+    for (int i = 0; i < ne; i++) {
+        cJSON *v = cJSON_Parse(e[i].value);
+        if (!v)
+            return -1;
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, e[i].key);
+        cJSON_AddItemToObject(obj, e[i].key, v);
+    }
+    return 0;
+}
+
+#define INT_LIMIT 4611686018427387904.0 /* 2^62 */
+
+int64_t sl_json_clamp_int(double d)
+{
+    if (!(d == d))
+        return 0;
+    if (d >= INT_LIMIT)
+        return (int64_t)INT_LIMIT;
+    if (d <= -INT_LIMIT)
+        return -(int64_t)INT_LIMIT;
+    return (int64_t)d;
+}
+
+int sl_json_is_int(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && v->valuedouble > -INT_LIMIT && v->valuedouble < INT_LIMIT &&
+           v->valuedouble == (double)(int64_t)v->valuedouble;
+}
+
 const char *sl_json_str(const cJSON *obj, const char *key, const char *dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -110,7 +188,7 @@ const char *sl_json_str(const cJSON *obj, const char *key, const char *dflt)
 int64_t sl_json_int(const cJSON *obj, const char *key, int64_t dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+    return cJSON_IsNumber(v) ? sl_json_clamp_int(v->valuedouble) : dflt;
 }
 
 int sl_json_bool(const cJSON *obj, const char *key, int dflt)

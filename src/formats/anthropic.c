@@ -90,7 +90,7 @@ static int count(const cJSON *obj, const char *key, int64_t *out)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!cJSON_IsNumber(v))
         return 0;
-    *out = v->valuedouble > 0 ? (int64_t)v->valuedouble : 0;
+    *out = v->valuedouble > 0 ? sl_json_clamp_int(v->valuedouble) : 0;
     return 1;
 }
 

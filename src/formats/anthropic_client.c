@@ -504,7 +504,7 @@ static int tool_choice(const cJSON *in, cJSON *out, struct sl_error *e)
 
 static int is_int(const cJSON *v)
 {
-    return cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble;
+    return sl_json_is_int(v);
 }
 
 /* Extended thinking has no OpenAI-compatible equivalent that every provider takes;

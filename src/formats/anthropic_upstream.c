@@ -294,9 +294,9 @@ static int encode_max_tokens(struct enc *x)
     x->max_tokens = SL_ANTHROPIC_DEFAULT_MAX_TOKENS;
     if (!v || cJSON_IsNull(v))
         return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble)
+    if (!sl_json_is_int(v) || v->valuedouble < 1)
         return fail(x, param, "'%s' must be a positive integer", param);
-    x->max_tokens = (int64_t)v->valuedouble;
+    x->max_tokens = sl_json_clamp_int(v->valuedouble);
     x->max_tokens_given = 1;
     return 0;
 }

@@ -106,7 +106,7 @@ static int read_options(const cJSON *root, struct sl_embed_req *r, struct sl_err
         if (!cJSON_IsNumber(dims) || dims->valuedouble < 1 || dims->valuedouble > 65536 ||
             dims->valuedouble != floor(dims->valuedouble))
             return bad_input(e, "dimensions", "'dimensions' must be a positive integer");
-        r->dimensions = (int64_t)dims->valuedouble;
+        r->dimensions = sl_json_clamp_int(dims->valuedouble);
     }
     if (user && !cJSON_IsNull(user) && !cJSON_IsString(user))
         return bad_input(e, "user", "'user' must be a string");
@@ -470,7 +470,7 @@ static int64_t usage_tokens(const cJSON *usage, const char *key, struct sl_embed
     if (!cJSON_IsNumber(v) || v->valuedouble < 0)
         return 0;
     out->usage_present = 1;
-    return (int64_t)v->valuedouble;
+    return sl_json_clamp_int(v->valuedouble);
 }
 
 /* Walks the shape's list of embeddings: each item's vector and index within the part. */

@@ -20,7 +20,7 @@ static const cJSON *get(const cJSON *obj, const char *key)
 static int64_t count(const cJSON *obj, const char *key)
 {
     const cJSON *v = get(obj, key);
-    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (int64_t)v->valuedouble : 0;
+    return cJSON_IsNumber(v) && v->valuedouble > 0 ? sl_json_clamp_int(v->valuedouble) : 0;
 }
 
 int sl_gemini_usage(const cJSON *resp, struct sl_usage *u)

@@ -44,7 +44,7 @@ int sl_openai_error(struct sl_buf *out, int status, const char *type, const char
 static int64_t num(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (int64_t)v->valuedouble : 0;
+    return cJSON_IsNumber(v) && v->valuedouble > 0 ? sl_json_clamp_int(v->valuedouble) : 0;
 }
 
 static int read_usage(const cJSON *usage, struct sl_usage *u)

@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "formats/format.h"
 #include "formats/openai.h"
+#include "providers/providers.h"
 
 struct stream {
     int saw_done, saw_finish;
@@ -15,18 +16,16 @@ struct stream {
 static int encode(const cJSON *req, const struct sl_model_cfg *m, int stream, struct sl_arena *a,
                   struct sl_encoded *out, struct sl_error *e)
 {
-    cJSON *copy = cJSON_Duplicate(req, 1);
+    struct sl_json_edit edits[8];
+    int n = sl_provider_edits(m, req, stream, a, edits, 8);
+    cJSON *copy = n >= 0 ? cJSON_Duplicate(req, 1) : NULL;
     if (!copy)
         goto oom;
-    cJSON_DeleteItemFromObjectCaseSensitive(copy, "model");
-    cJSON_AddStringToObject(copy, "model", m->model);
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream");
-    cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
-    if (stream) {
-        cJSON_AddTrueToObject(copy, "stream");
-        cJSON_AddTrueToObject(cJSON_AddObjectToObject(copy, "stream_options"), "include_usage");
-    }
-    char *body = cJSON_PrintUnformatted(copy);
+    cJSON_AddBoolToObject(copy, "stream", stream);
+    if (!stream)
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
+    char *body = sl_json_apply_edits_tree(copy, edits, n) == 0 ? cJSON_PrintUnformatted(copy) : NULL;
     cJSON_Delete(copy);
     if (!body)
         goto oom;

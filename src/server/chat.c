@@ -16,6 +16,7 @@
 #include "formats/format.h"
 #include "formats/openai.h"
 #include "meter/estimate.h"
+#include "providers/providers.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "upstream/upstream.h"
@@ -74,78 +75,30 @@ static int validate(struct chat *c, const char *body, size_t len)
     return 0;
 }
 
-static int span_is(const struct sl_span *s, const char *lit)
-{
-    return s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0;
-}
-
-/* The upstream body: the client's bytes with `model` replaced and, for streams,
- * include_usage forced on, so that every other field passes through untouched. */
+/* The upstream body: the client's bytes with the provider's edits (model name,
+ * include_usage, preset quirks) applied in place, so that every other field passes
+ * through untouched. Keys written with escapes take the parse-and-print path. */
 static char *rewrite(struct chat *c, const char *body, size_t len, size_t *out_len)
 {
-    struct sl_json_member members[SL_MAX_TOP_KEYS];
-    int n = sl_json_members(body, len, members, SL_MAX_TOP_KEYS);
+    struct sl_json_edit edits[8];
+    int n = sl_provider_edits(c->model, c->root, c->client_stream, c->x->arena, edits, 8);
     struct sl_buf b = SL_BUF_INIT(len + 4096);
-    const char *upstream_model = c->model->model;
-    const char *pos = body;
-    int has_so = 0;
     char *result = NULL;
-    for (int i = 0; i < n; i++) {
-        struct sl_json_member *m = &members[i];
-        if (memchr(m->key.ptr, '\\', m->key.len))
-            n = -1; /* escaped key names: take the slow path below */
-        int is_model = span_is(&m->key, "model");
-        int is_so = c->client_stream && span_is(&m->key, "stream_options");
-        if (!is_model && !is_so)
-            continue;
-        sl_buf_append(&b, pos, (size_t)(m->value.ptr - pos));
-        if (is_model) {
-            sl_json_quote(&b, upstream_model, strlen(upstream_model));
-        } else {
-            cJSON *so = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c->root, "stream_options"), 1);
-            if (!cJSON_IsObject(so)) {
-                cJSON_Delete(so);
-                so = cJSON_CreateObject();
-            }
-            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
-            cJSON_AddTrueToObject(so, "include_usage");
-            char *printed = cJSON_PrintUnformatted(so);
-            if (printed)
-                sl_buf_puts(&b, printed);
-            cJSON_free(printed);
-            cJSON_Delete(so);
-            has_so = 1;
-        }
-        pos = m->value.ptr + m->value.len;
-    }
-    if (n < 0) {
-        sl_buf_release(&b);
+    if (n < 0)
+        return NULL;
+    if (sl_json_apply_edits(body, len, edits, n, &b) == 0) {
+        result = sl_arena_strndup(c->x->arena, b.ptr, b.len);
+        *out_len = b.len;
+    } else {
         cJSON *copy = cJSON_Duplicate(c->root, 1);
-        cJSON_ReplaceItemInObjectCaseSensitive(copy, "model", cJSON_CreateString(upstream_model));
-        if (c->client_stream) {
-            cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
-            cJSON_AddItemToObject(copy, "stream_options", cJSON_CreateObject());
-            cJSON_AddTrueToObject(cJSON_GetObjectItem(copy, "stream_options"), "include_usage");
-        }
-        char *printed = cJSON_PrintUnformatted(copy);
-        cJSON_Delete(copy);
+        char *printed = copy && sl_json_apply_edits_tree(copy, edits, n) == 0
+                            ? cJSON_PrintUnformatted(copy) : NULL;
         if (printed) {
             *out_len = strlen(printed);
             result = sl_arena_strndup(c->x->arena, printed, *out_len);
         }
         cJSON_free(printed);
-        return result;
-    }
-    const char *brace = body + len; /* one past the object's closing brace */
-    while (brace > pos && brace[-1] != '}')
-        brace--;
-    sl_buf_append(&b, pos, (size_t)(brace - 1 - pos));
-    if (c->client_stream && !has_so)
-        sl_buf_puts(&b, ",\"stream_options\":{\"include_usage\":true}");
-    sl_buf_append(&b, brace - 1, (size_t)(body + len - (brace - 1)));
-    if (b.ptr) {
-        *out_len = b.len;
-        result = sl_arena_strndup(c->x->arena, b.ptr, b.len);
+        cJSON_Delete(copy);
     }
     sl_buf_release(&b);
     return result;

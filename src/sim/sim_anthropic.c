@@ -48,8 +48,12 @@ static int known_field(const char *name)
 static int check_fields(const cJSON *body, struct decoder *d)
 {
     const cJSON *m;
-    cJSON_ArrayForEach(m, body) if (!known_field(m->string))
-        return fail(d, sl_arena_sprintf(d->a, "%s: Extra inputs are not permitted", m->string));
+    cJSON_ArrayForEach(m, body)
+    {
+        if (!known_field(m->string))
+            return fail(d, sl_arena_sprintf(d->a, "%s: Extra inputs are not permitted",
+                                            m->string));
+    }
     if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "model")))
         return fail(d, "model: Field required");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
@@ -118,8 +122,11 @@ static int check_block(const cJSON *b, const char *role, int i, int j, struct de
 static int has_block(const cJSON *content, const char *type, const char *key, const char *id)
 {
     const cJSON *b;
-    cJSON_ArrayForEach(b, content) if (strcmp(block_type(b), type) == 0 &&
-                                       strcmp(sl_json_str(b, key, ""), id) == 0) return 1;
+    cJSON_ArrayForEach(b, content)
+    {
+        if (strcmp(block_type(b), type) == 0 && strcmp(sl_json_str(b, key, ""), id) == 0)
+            return 1;
+    }
     return 0;
 }
 
@@ -301,7 +308,8 @@ static const char *stop_reason(const struct sim_answer *ans)
     return ans->truncated ? "max_tokens" : ans->n_calls ? "tool_use" : "end_turn";
 }
 
-/* Usage as the API reports it; the input side only (output_tokens < 0) is left out. */
+/* Usage as the API reports it. The final counts (not a stream start's placeholder) of a
+ * reasoner say how many output tokens were thinking, as the 2026 API does. */
 static cJSON *usage_object(const struct sim_answer *ans, int output_tokens, int tier)
 {
     cJSON *u = cJSON_CreateObject();
@@ -309,6 +317,9 @@ static cJSON *usage_object(const struct sim_answer *ans, int output_tokens, int 
     cJSON_AddNumberToObject(u, "cache_creation_input_tokens", 0);
     cJSON_AddNumberToObject(u, "cache_read_input_tokens", 0);
     cJSON_AddNumberToObject(u, "output_tokens", output_tokens);
+    if (ans->reasoning && output_tokens == ans->completion_tokens)
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "output_tokens_details"),
+                                "thinking_tokens", ans->reasoning_tokens);
     if (tier)
         cJSON_AddStringToObject(u, "service_tier", "standard");
     return u;

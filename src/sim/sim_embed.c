@@ -245,7 +245,11 @@ static int add_texts(struct batch *b, const cJSON *input, int max)
         cJSON_GetArraySize(input) > max)
         return -1;
     const cJSON *t;
-    cJSON_ArrayForEach(t, input) if (add_text(b, t)) return -1;
+    cJSON_ArrayForEach(t, input)
+    {
+        if (add_text(b, t))
+            return -1;
+    }
     return 0;
 }
 
@@ -470,7 +474,11 @@ static int gemini_read(const cJSON *body, int batch, struct batch *b, cJSON *kee
                                      "content with a non-empty text part.";
     if (n == 0 || n > GEMINI_MAX_REQUESTS)
         return -1;
-    cJSON_ArrayForEach(r, requests) if (gemini_add(b, r, keep)) return -1;
+    cJSON_ArrayForEach(r, requests)
+    {
+        if (gemini_add(b, r, keep))
+            return -1;
+    }
     return 0;
 }
 

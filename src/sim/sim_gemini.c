@@ -135,10 +135,11 @@ static const char *content_role(const cJSON *c)
 static int check_part(const cJSON *part, int i, int j, struct decoder *d)
 {
     const cJSON *call = get(part, "functionCall"), *resp = get(part, "functionResponse");
+    const cJSON *args = get(call, "args");
     if (!cJSON_IsObject(part))
         return fail(d, sl_arena_sprintf(d->a, "* GenerateContentRequest.contents[%d].parts[%d]: "
                                               "a part must be an object", i, j));
-    if (call && (!get_str(call, "name") || (get(call, "args") && !cJSON_IsObject(get(call, "args")))))
+    if (call && (!get_str(call, "name") || (args && !cJSON_IsObject(args))))
         return fail(d, sl_arena_sprintf(d->a, "* GenerateContentRequest.contents[%d].parts[%d]"
                                               ".function_call: name and an args object are "
                                               "required", i, j));
@@ -177,7 +178,11 @@ static int decode_content(const cJSON *c, int i, struct decoder *d)
 static int has_text(const cJSON *c)
 {
     const cJSON *part;
-    cJSON_ArrayForEach(part, get(c, "parts")) if (get_str(part, "text")) return 1;
+    cJSON_ArrayForEach(part, get(c, "parts"))
+    {
+        if (get_str(part, "text"))
+            return 1;
+    }
     return 0;
 }
 
@@ -186,8 +191,11 @@ static int has_text(const cJSON *c)
 static int check_signatures(const cJSON *contents, struct decoder *d)
 {
     const cJSON *c, *turn = NULL;
-    cJSON_ArrayForEach(c, contents) if (strcmp(content_role(c), "user") == 0 && has_text(c))
-        turn = c;
+    cJSON_ArrayForEach(c, contents)
+    {
+        if (strcmp(content_role(c), "user") == 0 && has_text(c))
+            turn = c;
+    }
     for (c = turn ? turn->next : contents->child; c; c = c->next) {
         const cJSON *part;
         cJSON_ArrayForEach(part, get(c, "parts"))
@@ -220,7 +228,11 @@ static int decode_contents(const cJSON *body, struct decoder *d)
     const cJSON *system = get(body, "systemInstruction");
     if (system && add_msg(d, "system", parts_text(get(system, "parts"), d->a)))
         return -1;
-    cJSON_ArrayForEach(c, contents) if (decode_content(c, i++, d)) return -1;
+    cJSON_ArrayForEach(c, contents)
+    {
+        if (decode_content(c, i++, d))
+            return -1;
+    }
     return check_signatures(contents, d);
 }
 
@@ -267,8 +279,11 @@ static int decode_tools(const cJSON *body, struct decoder *d, struct sim_request
     cJSON_ArrayForEach(t, tools)
     {
         int j = 0;
-        cJSON_ArrayForEach(fn, get(t, "functionDeclarations")) if (add_declaration(
-            fn, i, j++, d, rq, out)) return -1;
+        cJSON_ArrayForEach(fn, get(t, "functionDeclarations"))
+        {
+            if (add_declaration(fn, i, j++, d, rq, out))
+                return -1;
+        }
         i++;
     }
     rq->tools = out;
@@ -312,13 +327,12 @@ static int decode(const cJSON *body, const char *arg, struct sl_arena *a, struct
         *err = "Invalid JSON payload received. The body must be a JSON object.";
         return -1;
     }
-    cJSON_ArrayForEach(m, body) if (!known_field(m->string))
+    cJSON_ArrayForEach(m, body)
     {
-        unknown_name(&d, m->string, NULL);
-        *err = d.err;
-        return -1;
+        if (!known_field(m->string) && unknown_name(&d, m->string, NULL))
+            break;
     }
-    if (decode_contents(body, &d) || decode_tools(body, &d, rq)) {
+    if (d.err || decode_contents(body, &d) || decode_tools(body, &d, rq)) {
         *err = d.err;
         return -1;
     }

@@ -97,6 +97,28 @@ export async function startStack({ simArgs = ['--ttft-ms', '0', '--chunk-delay-m
   return stack;
 }
 
+// The stack above plus the same sim as an Anthropic-format upstream (provider `sim-anthropic`:
+// models claude-sim -> sim-small, claude-sim-reasoner -> sim-reasoner) and as a
+// Gemini-format one (provider `sim-gemini`: gemini-sim, gemini-sim-reasoner).
+export function startFormatStack(opts = {}) {
+  const q = JSON.stringify;
+  return startStack({
+    ...opts,
+    extra: (url) => ({
+      providers: [
+        `  - { name: sim-anthropic, kind: anthropic, base_url: ${q(url)}, api_key: sim-anthropic-key }`,
+        `  - { name: sim-gemini, kind: gemini, base_url: ${q(`${url}/v1beta`)}, api_key: sim-gemini-key }`,
+      ],
+      models: [
+        '  - { name: claude-sim, provider: sim-anthropic, model: sim-small }',
+        '  - { name: claude-sim-reasoner, provider: sim-anthropic, model: sim-reasoner }',
+        '  - { name: gemini-sim, provider: sim-gemini, model: sim-small }',
+        '  - { name: gemini-sim-reasoner, provider: sim-gemini, model: sim-reasoner }',
+      ],
+    }),
+  });
+}
+
 // ---- docs/sim.md formulas -----------------------------------------------------------
 const words = (s) => (s.trim() === '' ? 0 : s.trim().split(/\s+/).length);
 

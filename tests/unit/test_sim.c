@@ -386,6 +386,7 @@ static void test_anthropic_message(void **state)
     assert_int_equal(usage_of(j, "input_tokens"), 11);
     assert_int_equal(usage_of(j, "output_tokens"), 14);
     assert_int_equal(usage_of(j, "cache_read_input_tokens"), 0);
+    assert_int_equal(path(j, "usage", "output_tokens_details", "thinking_tokens")->valueint, 5);
     cJSON_Delete(j);
     response_release(&r);
 
@@ -490,7 +491,8 @@ static void test_anthropic_errors(void **state)
 {
     struct response r;
     request("/v1/messages",
-            MESSAGES("", "{\"role\":\"user\",\"content\":\"@sim:status=529 @sim:retry_after=3 x\"}"),
+            MESSAGES("", "{\"role\":\"user\","
+                         "\"content\":\"@sim:status=529 @sim:retry_after=3 x\"}"),
             &r);
     assert_int_equal(r.status, 529);
     assert_non_null(strstr(r.headers.ptr, "Retry-After: 3\r\n"));
@@ -501,8 +503,8 @@ static void test_anthropic_errors(void **state)
     cJSON_Delete(j);
     response_release(&r);
 
-    request("/v1/messages", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-            &r);
+    request("/v1/messages",
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &r);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body.ptr, "max_tokens: Field required"));
     response_release(&r);
@@ -518,14 +520,16 @@ static void test_anthropic_errors(void **state)
     response_release(&r);
 
     request("/v1/messages",
-            MESSAGES(",\"stream\":true,\"stream_options\":{}", "{\"role\":\"user\",\"content\":\"x\"}"),
+            MESSAGES(",\"stream\":true,\"stream_options\":{}",
+                     "{\"role\":\"user\",\"content\":\"x\"}"),
             &r);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body.ptr, "stream_options: Extra inputs are not permitted"));
     response_release(&r);
 
     request("/v1/messages",
-            MESSAGES(",\"stream\":true", "{\"role\":\"user\",\"content\":\"@sim:error_after=1 x\"}"),
+            MESSAGES(",\"stream\":true",
+                     "{\"role\":\"user\",\"content\":\"@sim:error_after=1 x\"}"),
             &r);
     char *names = event_names(r.body.ptr);
     assert_string_equal(names, "message_start,content_block_start,ping,content_block_delta,error");
