@@ -74,6 +74,7 @@ static void release_provider(struct sl_provider_cfg *p)
         free(p->api_key);
     }
     free(p->disabled_reason);
+    free(p->embeddings_url);
 }
 
 static void release_model(struct sl_model_cfg *m)

@@ -31,11 +31,8 @@ struct sl_provider_cfg {
     struct sl_timeouts timeouts;
     int line;
     enum sl_embed_wire embeddings; /* embeddings: key; AUTO = by kind */
-    /* embeddings_url: key; "" = DashScope's public endpoint. Fixed storage: the
-     * config's release functions free only the fields that predate it. */
-    char embeddings_url[SL_MAX_URL + 1];
-    /* preset: key (src/providers/); "" = detect from base_url. Fixed storage, as above. */
-    char preset[32];
+    char *embeddings_url;  /* embeddings_url: key; NULL = DashScope's public endpoint */
+    char preset[32];       /* preset: key (src/providers/); "" = detect from base_url */
 };
 
 struct sl_model_cfg {

@@ -266,19 +266,6 @@ static int parse_embeddings(struct loader *ld, const struct scalar *v, void *bas
     return -1;
 }
 
-/* The same checks as base_url, into the provider's fixed buffer (see config.h). */
-static int parse_url_fixed(struct loader *ld, const struct scalar *v, void *base,
-                           const struct directive *d)
-{
-    char *url = NULL;
-    const struct directive tmp = {.key = d->key, .off = 0};
-    if (parse_url(ld, v, &url, &tmp))
-        return -1;
-    snprintf(FIELD(char, base, d), SL_MAX_URL + 1, "%s", url);
-    free(url);
-    return 0;
-}
-
 static int parse_preset(struct loader *ld, const struct scalar *v, void *base,
                         const struct directive *d)
 {
@@ -345,7 +332,7 @@ static const struct directive provider_rows[] = {
     {.key = "idle_timeout", .scalar = parse_duration, .off = PRV(timeouts.idle_ms)},
     {.key = "total_timeout", .scalar = parse_duration, .off = PRV(timeouts.total_ms)},
     {.key = "embeddings", .scalar = parse_embeddings, .off = PRV(embeddings)},
-    {.key = "embeddings_url", .scalar = parse_url_fixed, .off = PRV(embeddings_url)},
+    {.key = "embeddings_url", .scalar = parse_url, .off = PRV(embeddings_url)},
     {.key = "preset", .scalar = parse_preset, .off = PRV(preset)},
 };
 static const struct table provider_table = TABLE("a provider (name, kind, base_url)",

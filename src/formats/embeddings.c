@@ -303,7 +303,7 @@ static const char *upstream_url(enum sl_embed_wire w, const struct sl_model_cfg 
 {
     const struct sl_provider_cfg *p = m->p;
     if (w == SL_EMBED_DASHSCOPE)
-        return p->embeddings_url[0] ? p->embeddings_url : SL_EMBED_DASHSCOPE_URL;
+        return p->embeddings_url ? p->embeddings_url : SL_EMBED_DASHSCOPE_URL;
     if (w == SL_EMBED_GEMINI)
         return sl_arena_sprintf(a, "%s/models/%s:batchEmbedContents", p->base_url, m->model);
     return sl_arena_sprintf(a, "%s/embeddings", p->base_url);

@@ -239,7 +239,8 @@ static void test_encode_dashscope(void **state)
     assert_string_equal(enc.body, "{\"model\":\"text-embedding-v4\",\"input\":{\"texts\":[\"b\\\"q\",\"c\"]},"
                                   "\"parameters\":{\"dimension\":512}}");
     assert_true(has_header(&enc, "Authorization: Bearer sk-test"));
-    snprintf(f.p.embeddings_url, sizeof(f.p.embeddings_url), "https://dashscope-intl.aliyuncs.com/x");
+    char url[] = "https://dashscope-intl.aliyuncs.com/x";
+    f.p.embeddings_url = url;
     assert_int_equal(sl_embed_encode(SL_EMBED_DASHSCOPE, &r, &f.m, 0, 1, a, &enc), 0);
     assert_string_equal(enc.url, "https://dashscope-intl.aliyuncs.com/x");
     assert_string_equal(enc.body, "{\"model\":\"text-embedding-v4\",\"input\":{\"texts\":[\"风急天高\"]},"
@@ -434,7 +435,7 @@ static void test_config_keys(void **state)
     assert_int_equal(cfg->providers[0].embeddings, SL_EMBED_DASHSCOPE);
     assert_string_equal(cfg->providers[0].embeddings_url, "https://dashscope-intl.aliyuncs.com/api/v1/e");
     assert_int_equal(cfg->providers[1].embeddings, SL_EMBED_AUTO);
-    assert_string_equal(cfg->providers[1].embeddings_url, "");
+    assert_null(cfg->providers[1].embeddings_url);
     assert_int_equal(cfg->models[0].max_batch, 6);
     assert_int_equal(cfg->models[1].max_batch, 0);
     sl_config_free(cfg);
