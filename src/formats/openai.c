@@ -74,6 +74,17 @@ int sl_openai_usage(const cJSON *obj, struct sl_usage *u)
     return read_usage(cJSON_GetObjectItemCaseSensitive(c0, "usage"), u);
 }
 
+int sl_openai_has_finish(const cJSON *obj)
+{
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices"), *ch;
+    cJSON_ArrayForEach(ch, choices)
+    {
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ch, "finish_reason")))
+            return 1;
+    }
+    return 0;
+}
+
 int sl_openai_usage_json(struct sl_buf *out, const struct sl_usage *u)
 {
     return sl_buf_printf(out,

@@ -80,17 +80,6 @@ static void stream_init(void *st, const char *id, const char *model)
 {
 }
 
-static int has_finish(const cJSON *obj)
-{
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices"), *ch;
-    cJSON_ArrayForEach(ch, choices)
-    {
-        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ch, "finish_reason")))
-            return 1;
-    }
-    return 0;
-}
-
 static int stream_event(void *st, const struct sl_sse_event *ev, sl_chunk_cb emit, void *arg,
                         struct sl_usage *u, struct sl_error *e)
 {
@@ -117,7 +106,7 @@ static int stream_event(void *st, const struct sl_sse_event *ev, sl_chunk_cb emi
     }
     int had_usage = sl_openai_usage(obj, u);
     cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
-    s->saw_finish |= has_finish(obj);
+    s->saw_finish |= sl_openai_has_finish(obj);
     int rc = 0;
     if (!had_usage || cJSON_GetArraySize(choices) > 0) {
         /* Usage is the encoder's business at the end; the chunk carries content only. */

@@ -157,17 +157,6 @@ static void emit_usage_chunk(struct chat *c)
     c->usage_forwarded = 1;
 }
 
-static int has_finish(const cJSON *obj)
-{
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices"), *ch;
-    cJSON_ArrayForEach(ch, choices)
-    {
-        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ch, "finish_reason")))
-            return 1;
-    }
-    return 0;
-}
-
 /* Takes the usage object off a chunk that also carries choices (DeepSeek and GLM put
  * it on the finish chunk, Moonshot inside the choice), keeping it in OpenAI's shape
  * for the separate usage chunk: the client sees usage once, where OpenAI puts it. */
@@ -222,7 +211,7 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
     int had_usage = sl_openai_usage(obj, &c->usage);
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
     int usage_only = had_usage && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
-    c->saw_finish |= has_finish(obj);
+    c->saw_finish |= sl_openai_has_finish(obj);
     int64_t out = sl_openai_estimate_output(obj);
     c->est_completion += out;
     if (out)
