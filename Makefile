@@ -11,7 +11,7 @@ deps:
 	@scripts/deps.sh
 
 build: deps
-	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_TESTS=OFF >/dev/null
 	@cmake --build build -j $(JOBS)
 
 build-asan: deps
