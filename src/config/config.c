@@ -1,6 +1,7 @@
 /* The parts of a config that do not depend on YAML: building one up in code, lookups,
  * and freeing. The loader is in load.c. */
 #include "config/config.h"
+#include "config/loader.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,7 @@ void sl_config_free(struct sl_config *cfg)
         release_provider(&cfg->providers[i]);
     for (size_t i = 0; i < cfg->nmodels; i++)
         release_model(&cfg->models[i]);
+    sl_config_release_groups(cfg);
     free(cfg->providers);
     free(cfg->models);
     free(cfg->path);

@@ -43,6 +43,11 @@ struct sl_model_cfg {
     const struct sl_provider_cfg *p; /* resolved; NULL only before validation */
     int line;
     int max_batch;    /* embeddings inputs per upstream request; 0 = the known limit */
+    /* Routing (groups:). Prices are USD per million tokens; priced is 0 when neither
+     * price_in nor price_out was written (the price catalog will fill them later). */
+    double price_in, price_out;
+    int priced;
+    unsigned capabilities; /* SL_CAP_* it supports; 0 = not written, assumed all */
 };
 
 struct sl_server_cfg {
@@ -66,6 +71,8 @@ struct sl_config {
     size_t nproviders;
     struct sl_model_cfg *models;
     size_t nmodels;
+    struct sl_group_cfg *groups; /* groups: names share one namespace with models */
+    size_t ngroups;
 };
 
 /* Loads and validates a YAML file. On success returns 0 and *out (free with
@@ -119,5 +126,68 @@ int sl_config_parse_size(const char *s, size_t *bytes);
  * reference, or the result would exceed out->max). */
 int sl_config_expand_env(const char *s, size_t len, struct sl_buf *out, char *unset,
                          size_t unset_size, const char **why);
+
+/* ---- model groups (groups:), read by src/route ---------------------------------- */
+
+enum sl_strategy {
+    SL_STRATEGY_FALLBACK, SL_STRATEGY_WEIGHTED, SL_STRATEGY_LATENCY, SL_STRATEGY_COST,
+    SL_STRATEGY_TIERS,
+};
+
+enum sl_tier { SL_TIER_SIMPLE, SL_TIER_MEDIUM, SL_TIER_COMPLEX, SL_TIER_LONG, SL_TIER_COUNT };
+
+/* What a request may need from a deployment (models: capabilities:). */
+enum { SL_CAP_TOOLS = 1, SL_CAP_JSON = 2, SL_CAP_IMAGES = 4, SL_CAP_ALL = 7 };
+
+#define SL_MAX_GROUP_DEPLOYMENTS 256
+
+/* A list of names as written, and what each resolved to after validation. */
+struct sl_name_list {
+    char **names;
+    size_t *index; /* deployments: index into cfg->models; tiers: position in members */
+    size_t n;
+    int line;      /* of the key; 0 when not written */
+};
+
+struct sl_int_list {
+    int64_t *v;
+    size_t n;
+    int line;
+};
+
+struct sl_breaker_cfg {
+    int window_ms;     /* sliding window of outcomes */
+    int min_requests;  /* the error rate is judged only over at least this many */
+    double error_rate; /* 0 < rate <= 1: opens at or above it */
+    int consecutive;   /* opens after this many failures in a row; 0 = off */
+    int cooldown_ms;   /* open -> half-open */
+};
+
+/* Hedging: neither set = off. */
+struct sl_hedge_cfg {
+    int after_ms; /* fixed delay */
+    int p95;      /* 1: the deployment's observed p95 time to first token */
+};
+
+struct sl_group_cfg {
+    char *name;
+    enum sl_strategy strategy;
+    struct sl_name_list deployments;
+    struct sl_int_list weights;               /* weighted only; as many as deployments */
+    struct sl_name_list tiers[SL_TIER_COUNT]; /* tiers only */
+    struct sl_int_list tier_words;            /* as written */
+    int64_t tier_limit[SL_TIER_COUNT - 1];    /* resolved words: simple < [0] <= medium ... */
+    int retries;            /* attempts after the first, across all deployments */
+    int timeout_ms;         /* the whole request */
+    int attempt_timeout_ms; /* one attempt; 0 = the provider's total_timeout */
+    struct sl_breaker_cfg breaker;
+    struct sl_hedge_cfg hedge;
+    size_t *members; /* resolved: cfg->models indexes, deployments then tier-only names */
+    size_t nmembers;
+    int line;
+};
+
+/* Returns the group called name, or NULL. Valid as long as cfg. */
+const struct sl_group_cfg *sl_config_find_group(const struct sl_config *cfg, const char *name);
 
 #endif

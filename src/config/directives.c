@@ -292,6 +292,265 @@ static int parse_max_batch(struct loader *ld, const struct scalar *v, void *base
     return 0;
 }
 
+/* ---- groups: and the routing keys of models: ------------------------------------ */
+
+#define MAX_RETRIES     10        /* a larger budget only multiplies load on a sick provider */
+#define MAX_WEIGHT      1000000
+#define MAX_TIER_WORDS  100000000
+#define MAX_COUNT       1000000   /* breaker min_requests and consecutive */
+#define MAX_PRICE       1000000.0 /* USD per million tokens; more is a typo */
+#define MAX_GROUPS      1024
+
+static int parse_strategy(struct loader *ld, const struct scalar *v, void *base,
+                          const struct directive *d)
+{
+    static const char *const words[] = {
+        [SL_STRATEGY_FALLBACK] = "fallback", [SL_STRATEGY_WEIGHTED] = "weighted",
+        [SL_STRATEGY_LATENCY] = "latency",   [SL_STRATEGY_COST] = "cost",
+        [SL_STRATEGY_TIERS] = "tiers",
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(v->s, words[i]) == 0) {
+            *FIELD(enum sl_strategy, base, d) = (enum sl_strategy)i;
+            return 0;
+        }
+    }
+    sl_config_bad(ld, v->line, v->key,
+                  "'%.32s' is not one of fallback, weighted, latency, cost, tiers", v->s);
+    return -1;
+}
+
+static int bad_count(struct loader *ld, const struct scalar *v, uint64_t lo, uint64_t hi,
+                     uint64_t *n)
+{
+    if (parse_uint(v->s, hi, n) == 0 && *n >= lo)
+        return 0;
+    sl_config_bad(ld, v->line, v->key, "'%.32s' is not a whole number from %llu to %llu", v->s,
+                  (unsigned long long)lo, (unsigned long long)hi);
+    return -1;
+}
+
+static int parse_retries(struct loader *ld, const struct scalar *v, void *base,
+                         const struct directive *d)
+{
+    uint64_t n;
+    if (bad_count(ld, v, 0, MAX_RETRIES, &n))
+        return -1;
+    *FIELD(int, base, d) = (int)n;
+    return 0;
+}
+
+static int parse_min_requests(struct loader *ld, const struct scalar *v, void *base,
+                              const struct directive *d)
+{
+    uint64_t n;
+    if (bad_count(ld, v, 1, MAX_COUNT, &n))
+        return -1;
+    *FIELD(int, base, d) = (int)n;
+    return 0;
+}
+
+/* 0 switches the consecutive-failures rule off. */
+static int parse_consecutive(struct loader *ld, const struct scalar *v, void *base,
+                             const struct directive *d)
+{
+    uint64_t n;
+    if (bad_count(ld, v, 0, MAX_COUNT, &n))
+        return -1;
+    *FIELD(int, base, d) = (int)n;
+    return 0;
+}
+
+/* strtod is locale-dependent only in LC_NUMERIC, which sluice never changes. */
+static int parse_decimal(const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    if (!((*s >= '0' && *s <= '9') || *s == '.'))
+        return -1;
+    double x = strtod(s, &end);
+    if (*end || !(x >= lo && x <= hi))
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_error_rate(struct loader *ld, const struct scalar *v, void *base,
+                            const struct directive *d)
+{
+    double x;
+    if (parse_decimal(v->s, 0.0, 1.0, &x) || x == 0.0) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.32s' is not a fraction above 0 and at most 1 (e.g. 0.5)", v->s);
+        return -1;
+    }
+    *FIELD(double, base, d) = x;
+    return 0;
+}
+
+/* Records which of the pair was written (bit 1 price_in, bit 2 price_out): groups.c
+ * insists on both, since half a price would rank a model wrongly. */
+static int parse_price(struct loader *ld, const struct scalar *v, void *base,
+                       const struct directive *d)
+{
+    struct sl_model_cfg *m = base;
+    if (parse_decimal(v->s, 0.0, MAX_PRICE, FIELD(double, base, d))) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.32s' is not a price in USD per million tokens (e.g. 0.27)", v->s);
+        return -1;
+    }
+    m->priced |= d->off == offsetof(struct sl_model_cfg, price_in) ? 1 : 2;
+    return 0;
+}
+
+static int parse_hedge_after(struct loader *ld, const struct scalar *v, void *base,
+                             const struct directive *d)
+{
+    struct sl_hedge_cfg *h = base;
+    if (strcmp(v->s, "p95") == 0) {
+        h->p95 = 1;
+        return 0;
+    }
+    if (sl_config_parse_duration(v->s, &h->after_ms) == 0)
+        return 0;
+    sl_config_bad(ld, v->line, v->key, "'%.32s' is not a duration (e.g. 2s, 500ms) or p95", v->s);
+    return -1;
+}
+
+static int seq_capabilities(struct loader *ld, const struct scalar *items, size_t n, int line,
+                            void *base, const struct directive *d)
+{
+    static const struct { const char *word; unsigned bit; } words[] = {
+        {"tools", SL_CAP_TOOLS}, {"json", SL_CAP_JSON}, {"images", SL_CAP_IMAGES},
+    };
+    unsigned caps = 0;
+    int result = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < sizeof(words) / sizeof(words[0]) && strcmp(items[i].s, words[k].word))
+            k++;
+        if (k < sizeof(words) / sizeof(words[0])) {
+            caps |= words[k].bit;
+            continue;
+        }
+        sl_config_bad(ld, items[i].line, d->key, "'%.32s' is not one of tools, json, images",
+                      items[i].s);
+        result = -1;
+    }
+    if (!result && !caps) {
+        sl_config_bad(ld, line, d->key, "is empty (leave the key out when unknown)");
+        result = -1;
+    }
+    if (!result)
+        *FIELD(unsigned, base, d) = caps;
+    return result;
+}
+
+static void free_names(struct sl_name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    free(l->index);
+    memset(l, 0, sizeof(*l));
+}
+
+static int check_names(struct loader *ld, const struct scalar *items, size_t n,
+                       const struct directive *d)
+{
+    int result = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].len > SL_MAX_NAME || has_space_or_ctl(items[i].s)) {
+            sl_config_bad(ld, items[i].line, d->key, "'%.64s' is not a valid model name",
+                          items[i].s);
+            result = -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(items[i].s, items[j].s) == 0) {
+                sl_config_bad(ld, items[i].line, d->key, "'%.64s' is listed twice", items[i].s);
+                result = -1;
+                break;
+            }
+        }
+    }
+    return result;
+}
+
+/* Model names in a group; resolved against models: by groups.c. */
+static int seq_names(struct loader *ld, const struct scalar *items, size_t n, int line,
+                     void *base, const struct directive *d)
+{
+    struct sl_name_list *l = FIELD(struct sl_name_list, base, d);
+    if (n > SL_MAX_GROUP_DEPLOYMENTS) {
+        sl_config_bad(ld, line, d->key, "too many deployments (%zu; at most %d)", n,
+                      SL_MAX_GROUP_DEPLOYMENTS);
+        return -1;
+    }
+    if (check_names(ld, items, n, d))
+        return -1;
+    free_names(l);
+    l->line = line;
+    l->names = calloc(n ? n : 1, sizeof(*l->names));
+    l->index = calloc(n ? n : 1, sizeof(*l->index));
+    for (size_t i = 0; l->names && l->index && i < n; i++, l->n++)
+        if (!(l->names[i] = strdup(items[i].s)))
+            break;
+    if (!l->names || !l->index || l->n != n) {
+        sl_config_oom(ld, line);
+        return -1;
+    }
+    return 0;
+}
+
+static int seq_ints(struct loader *ld, const struct scalar *items, size_t n, int line,
+                    struct sl_int_list *l, const struct directive *d, uint64_t lo, uint64_t hi)
+{
+    int64_t *v = calloc(n ? n : 1, sizeof(*v));
+    int result = v ? 0 : -1;
+    if (!v)
+        sl_config_oom(ld, line);
+    for (size_t i = 0; v && i < n; i++) {
+        uint64_t x;
+        if (bad_count(ld, &items[i], lo, hi, &x))
+            result = -1;
+        else
+            v[i] = (int64_t)x;
+    }
+    if (result) {
+        free(v);
+        return -1;
+    }
+    free(l->v);
+    *l = (struct sl_int_list){v, n, line};
+    return 0;
+}
+
+static int seq_weights(struct loader *ld, const struct scalar *items, size_t n, int line,
+                       void *base, const struct directive *d)
+{
+    return seq_ints(ld, items, n, line, FIELD(struct sl_int_list, base, d), d, 1, MAX_WEIGHT);
+}
+
+static int seq_tier_words(struct loader *ld, const struct scalar *items, size_t n, int line,
+                          void *base, const struct directive *d)
+{
+    struct sl_int_list *l = FIELD(struct sl_int_list, base, d);
+    if (n != SL_TIER_COUNT - 1) {
+        sl_config_bad(ld, line, d->key, "expected %d numbers of words (simple, medium, complex "
+                      "limits, e.g. [100, 1000, 8000]), not %zu", SL_TIER_COUNT - 1, n);
+        return -1;
+    }
+    if (seq_ints(ld, items, n, line, l, d, 1, MAX_TIER_WORDS))
+        return -1;
+    for (size_t i = 1; i < n; i++) {
+        if (l->v[i] <= l->v[i - 1]) {
+            sl_config_bad(ld, line, d->key, "must increase (%lld is not above %lld)",
+                          (long long)l->v[i], (long long)l->v[i - 1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* To add a key: a row here (its default written as it would be in the file), a case in
  * tests/unit/test_config.c, and its line in docs/config.md (and examples/sluice.yaml
  * when users should see it). Parsing, defaults and "unknown key" hints follow. */
@@ -345,8 +604,65 @@ static const struct directive model_rows[] = {
     {.key = "model", .scalar = parse_model_id, .off = MDL(model)},
     {.key = "context_window", .scalar = parse_context, .off = MDL(context_window)},
     {.key = "max_batch", .scalar = parse_max_batch, .off = MDL(max_batch)},
+    {.key = "price_in", .scalar = parse_price, .off = MDL(price_in)},
+    {.key = "price_out", .scalar = parse_price, .off = MDL(price_out)},
+    {.key = "capabilities", .seq = seq_capabilities, .off = MDL(capabilities)},
 };
 static const struct table model_table = TABLE("a model (name, provider)", model_rows);
+
+#define TIER(t) ((t) * sizeof(struct sl_name_list)) /* within the group's tiers[] */
+static const struct directive tier_rows[] = {
+    {.key = "simple", .seq = seq_names, .off = TIER(SL_TIER_SIMPLE)},
+    {.key = "medium", .seq = seq_names, .off = TIER(SL_TIER_MEDIUM)},
+    {.key = "complex", .seq = seq_names, .off = TIER(SL_TIER_COMPLEX)},
+    {.key = "long", .seq = seq_names, .off = TIER(SL_TIER_LONG)},
+};
+static const struct table tier_table = TABLE("tiers", tier_rows);
+
+/* Defaults of breaker:, like the rest of a group's, are set by init_group: list items
+ * get no row defaults. */
+#define BRK(field) offsetof(struct sl_breaker_cfg, field)
+static const struct directive breaker_rows[] = {
+    {.key = "window", .scalar = parse_duration, .off = BRK(window_ms)},
+    {.key = "min_requests", .scalar = parse_min_requests, .off = BRK(min_requests)},
+    {.key = "error_rate", .scalar = parse_error_rate, .off = BRK(error_rate)},
+    {.key = "consecutive", .scalar = parse_consecutive, .off = BRK(consecutive)},
+    {.key = "cooldown", .scalar = parse_duration, .off = BRK(cooldown_ms)},
+};
+static const struct table breaker_table = TABLE("breaker", breaker_rows);
+
+static const struct directive hedge_rows[] = {
+    {.key = "after", .scalar = parse_hedge_after, .flags = D_REQUIRED},
+};
+static const struct table hedge_table = TABLE("hedge (after)", hedge_rows);
+
+#define GRP(field) offsetof(struct sl_group_cfg, field)
+static const struct directive group_rows[] = {
+    {.key = "name", .scalar = parse_model_id, .off = GRP(name), .flags = D_REQUIRED},
+    {.key = "strategy", .scalar = parse_strategy, .off = GRP(strategy)},
+    {.key = "deployments", .seq = seq_names, .off = GRP(deployments)},
+    {.key = "weights", .seq = seq_weights, .off = GRP(weights)},
+    {.key = "tiers", .map = &tier_table, .off = GRP(tiers)},
+    {.key = "tier_words", .seq = seq_tier_words, .off = GRP(tier_words)},
+    {.key = "retries", .scalar = parse_retries, .off = GRP(retries)},
+    {.key = "timeout", .scalar = parse_duration, .off = GRP(timeout_ms)},
+    {.key = "attempt_timeout", .scalar = parse_duration, .off = GRP(attempt_timeout_ms)},
+    {.key = "breaker", .map = &breaker_table, .off = GRP(breaker)},
+    {.key = "hedge", .map = &hedge_table, .off = GRP(hedge)},
+};
+static const struct table group_table = TABLE("a group (name, deployments)", group_rows);
+
+static void init_group(void *item, int line)
+{
+    struct sl_group_cfg *g = item;
+    g->line = line;
+    g->strategy = SL_STRATEGY_FALLBACK;
+    g->retries = 2;
+    g->timeout_ms = 600 * 1000; /* as upstream.total_timeout: a group adds no shorter cap */
+    g->breaker = (struct sl_breaker_cfg){.window_ms = 30 * 1000, .min_requests = 10,
+                                         .error_rate = 0.5, .consecutive = 5,
+                                         .cooldown_ms = 10 * 1000};
+}
 
 static void init_provider(void *item, int line)
 {
@@ -367,6 +683,9 @@ static const struct list providers_list = {&provider_table, sizeof(struct sl_pro
 static const struct list models_list = {&model_table, sizeof(struct sl_model_cfg), SL_MAX_MODELS,
                                         TOP(models), TOP(nmodels), init_model};
 
+static const struct list groups_list = {&group_table, sizeof(struct sl_group_cfg), MAX_GROUPS,
+                                        TOP(groups), TOP(ngroups), init_group};
+
 static const struct directive top_rows[] = {
     {.key = "server", .map = &server_table, .off = TOP(server)},
     {.key = "store", .scalar = parse_store, .off = TOP(store), .def = "sqlite://./sluice.db"},
@@ -374,5 +693,6 @@ static const struct directive top_rows[] = {
     {.key = "sim", .scalar = parse_sim, .off = TOP(sim), .def = "auto"},
     {.key = "providers", .list = &providers_list},
     {.key = "models", .list = &models_list},
+    {.key = "groups", .list = &groups_list},
 };
 const struct table sl_config_top_table = TABLE("the top level", top_rows);

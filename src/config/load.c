@@ -152,6 +152,59 @@ static const char *node_kind(struct fy_node *n)
     return fy_node_is_mapping(n) ? "mapping" : fy_node_is_sequence(n) ? "list" : "single value";
 }
 
+/* Substitutes one list item into bufs[i]; 0, or -1 when it was reported. */
+static int seq_item(struct loader *ld, const struct directive *d, struct fy_node *node,
+                    struct sl_buf *buf, struct scalar *v)
+{
+    size_t len = 0;
+    char unset[SL_MAX_NAME];
+    const char *why = NULL;
+    int line = node_line(node, v->line);
+    if (!fy_node_is_scalar(node)) {
+        sl_config_bad(ld, line, d->key, "expected single values in the list, not a %s",
+                      node_kind(node));
+        return -1;
+    }
+    const char *raw = fy_node_get_scalar(node, &len);
+    if (sl_config_expand_env(raw ? raw : "", raw ? len : 0, buf, unset, sizeof(unset), &why)) {
+        sl_config_bad(ld, line, d->key, "%s", why);
+        return -1;
+    }
+    if (buf->len == 0 || strlen(buf->ptr) != buf->len) {
+        sl_config_bad(ld, line, d->key, "has an empty item or a NUL byte");
+        return -1;
+    }
+    *v = (struct scalar){d->key, buf->ptr, buf->len, line, NULL};
+    return 0;
+}
+
+/* A list of scalars: every item is substituted first, then typed in one call, so the
+ * typing function sees the whole list (to count it, check order, find duplicates). */
+static void apply_seq(struct loader *ld, const struct directive *d, struct fy_node *seq,
+                      void *base, int line)
+{
+    int n = fy_node_sequence_item_count(seq);
+    if (n > SL_MAX_SEQ_ITEMS) {
+        sl_config_bad(ld, line, d->key, "too many items (%d; at most %d)", n, SL_MAX_SEQ_ITEMS);
+        return;
+    }
+    struct sl_buf bufs[SL_MAX_SEQ_ITEMS];
+    struct scalar items[SL_MAX_SEQ_ITEMS];
+    int ok = 1, filled = 0;
+    void *it = NULL;
+    struct fy_node *item;
+    while (filled < n && (item = fy_node_sequence_iterate(seq, &it))) {
+        bufs[filled] = (struct sl_buf)SL_BUF_INIT(CONFIG_MAX_SCALAR);
+        items[filled].line = line;
+        ok &= seq_item(ld, d, item, &bufs[filled], &items[filled]) == 0;
+        filled++;
+    }
+    if (ok)
+        d->seq(ld, items, (size_t)filled, line, base, d);
+    for (int i = 0; i < filled; i++)
+        sl_buf_release(&bufs[i]);
+}
+
 /* Walks each item of a sequence of mappings into a new array of structs, stored
  * where l says in base. The array keeps a slot for a malformed item so that line
  * numbers and indexes in later messages still match the file. */
@@ -199,6 +252,14 @@ static void apply(struct loader *ld, const struct directive *d, struct fy_node *
     }
     if (is_null(v)) /* "server:" with nothing under it keeps every default */
         return;
+    if (d->seq) {
+        if (!fy_node_is_sequence(v))
+            sl_config_bad(ld, line, d->key, "expected a list ([a, b] or lines starting with "
+                          "'- '), not a %s", node_kind(v));
+        else
+            apply_seq(ld, d, v, base, line);
+        return;
+    }
     if (d->map && !fy_node_is_mapping(v)) {
         sl_config_bad(ld, line, d->key, "expected a mapping of keys, not a %s", node_kind(v));
     } else if (d->list && !fy_node_is_sequence(v)) {
@@ -349,6 +410,7 @@ static void finish(struct loader *ld)
     check_providers(ld);
     for (size_t i = 0; i < ld->cfg->nmodels; i++)
         check_model(ld, &ld->cfg->models[i], i);
+    sl_config_check_groups(ld);
 }
 
 /* ---- entry points ------------------------------------------------------------- */

@@ -31,6 +31,11 @@ struct directive;
 typedef int (*scalar_fn)(struct loader *ld, const struct scalar *v, void *base,
                          const struct directive *d);
 
+/* Types a list of scalars (items[0..n), each substituted, with its own line) into the
+ * field d names in base. Reports problems like scalar_fn and returns -1. */
+typedef int (*seq_fn)(struct loader *ld, const struct scalar *items, size_t n, int line,
+                      void *base, const struct directive *d);
+
 struct table {
     const char *what; /* for "missing key" and "expected a mapping" messages */
     const struct directive *rows;
@@ -51,7 +56,7 @@ struct list {
 
 enum { D_REQUIRED = 1, D_EMPTY_OK = 2 };
 
-/* One configuration key. Exactly one of scalar, map and list is set. */
+/* One configuration key. Exactly one of scalar, map, list and seq is set. */
 struct directive {
     const char *key;
     scalar_fn scalar;        /* the value is a scalar typed by this function, */
@@ -60,6 +65,7 @@ struct directive {
     size_t off;              /* the field (for map: the sub-struct) in the block's struct */
     const char *def;         /* default, written as in the file; NULL for none */
     unsigned flags;
+    seq_fn seq;              /* or a list of scalars ([a, b] or lines of '- a') */
 };
 
 #define FIELD(type, base, d) ((type *)(void *)((char *)(base) + (d)->off))
@@ -73,5 +79,12 @@ void sl_config_bad(struct loader *ld, int line, const char *key, const char *fmt
     __attribute__((format(printf, 4, 5)));
 
 void sl_config_oom(struct loader *ld, int line);
+
+/* groups.c: checks every group against the models once the whole file is read
+ * (names, strategy-specific keys) and resolves names to indexes. */
+void sl_config_check_groups(struct loader *ld);
+void sl_config_release_groups(struct sl_config *cfg);
+
+#define SL_MAX_SEQ_ITEMS 256 /* items in one list of scalars */
 
 #endif

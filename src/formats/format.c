@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const struct sl_upstream_format sl_openai_upstream;
 extern const struct sl_upstream_format sl_anthropic_upstream;
 extern const struct sl_upstream_format sl_gemini_upstream;
 extern const struct sl_client_format sl_anthropic_client;

@@ -113,7 +113,9 @@ struct sl_client_format {
 const struct sl_upstream_format *sl_upstream_format(enum sl_wire w);
 const struct sl_client_format *sl_client_format(const char *name);
 
-/* The OpenAI client format: its request validation also serves the fast path. */
+/* The OpenAI formats, also used directly by the fast path (request validation,
+ * error bodies). */
 extern const struct sl_client_format sl_openai_client;
+extern const struct sl_upstream_format sl_openai_upstream;
 
 #endif

@@ -18,12 +18,14 @@
 #include "meter/estimate.h"
 #include "providers/providers.h"
 #include "server/internal.h"
+#include "server/plan.h"
 #include "server/metrics.h"
 #include "upstream/upstream.h"
 
 struct chat {
     struct sl_exchange *x;
-    cJSON *root;                     /* the parsed client request */
+    struct sl_plan *plan;
+    cJSON *root;                     /* the parsed client request (the plan's) */
     const struct sl_model_cfg *model;
     int client_stream, client_usage; /* the client streams / asked for the usage chunk */
     struct sl_upstream_call *call;
@@ -35,15 +37,11 @@ struct chat {
     struct sl_usage usage;
     int64_t est_completion;
     int saw_done, saw_finish, usage_forwarded, broken;
+    int saw_error;                   /* an in-band error event was relayed */
     char *chunk_id, *chunk_model;    /* from the first chunk, for a synthesised usage chunk */
     char *usage_json;                /* usage moved off a content chunk, as the provider sent it */
     int64_t chunk_created;
 };
-
-static void on_cjson_cleanup(void *p)
-{
-    cJSON_Delete(p);
-}
 
 static void on_chat_cleanup(void *p)
 {
@@ -54,26 +52,6 @@ static void on_chat_cleanup(void *p)
 }
 
 /* ---- request validation and rewrite ---- */
-
-/* The request as the OpenAI client format validates it, then what the fast path needs. */
-static int validate(struct chat *c, const char *body, size_t len)
-{
-    struct sl_exchange *x = c->x;
-    struct sl_error e;
-    c->root = sl_openai_client.decode_request(body, len, &e);
-    if (!c->root) {
-        sl_exchange_error(x, e.status, e.type, e.message, e.param[0] ? e.param : NULL, NULL);
-        return -1;
-    }
-    sl_arena_cleanup(x->arena, on_cjson_cleanup, c->root);
-    snprintf(x->row.model, sizeof(x->row.model), "%s",
-             sl_json_str(c->root, "model", ""));
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(c->root, "stream_options");
-    c->client_stream = sl_json_bool(c->root, "stream", 0);
-    c->client_usage = c->client_stream && sl_json_bool(so, "include_usage", 0);
-    x->row.stream = c->client_stream;
-    return 0;
-}
 
 /* The upstream body: the client's bytes with the provider's edits (model name,
  * include_usage, preset quirks) applied in place, so that every other field passes
@@ -204,6 +182,7 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
         emit(c, "data: ", e.ptr ? e.ptr : "{}", e.len);
         sl_buf_release(&e);
         snprintf(c->x->row.error, sizeof(c->x->row.error), "%s", msg ? msg : "mid-stream error");
+        c->saw_error = 1;
         cJSON_Delete(obj);
         return;
     }
@@ -304,7 +283,7 @@ static void fill_row(struct chat *c)
 
 static void end_stream(struct chat *c, const char *failure)
 {
-    if (failure && !c->saw_done)
+    if (failure && !c->saw_done && !c->saw_error) /* one error event per stream */
         emit_error_event(c, failure, "upstream_error");
     else if (!c->saw_done) {
         if (c->client_usage && c->usage.present && !c->usage_forwarded)
@@ -316,45 +295,28 @@ static void end_stream(struct chat *c, const char *failure)
     sl_exchange_stream_end(c->x);
 }
 
-static int timeout_status(enum sl_upstream_result r)
-{
-    return r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
-}
-
 static void reply_failure(struct chat *c, enum sl_upstream_result r, const char *detail)
 {
-    char msg[512];
-    snprintf(msg, sizeof(msg), "upstream %s (%s): %s", c->model->provider,
-             sl_upstream_result_name(r), detail);
+    struct sl_error e;
+    int status = r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
     sl_metrics_upstream_error(c->model->provider, sl_upstream_result_name(r));
-    fill_row(c);
-    sl_exchange_error(c->x, timeout_status(r), "upstream_error", msg, NULL,
-                      timeout_status(r) == 504 ? "upstream_timeout" : "upstream_unreachable");
+    sl_error_set(&e, status, "upstream_error", "upstream %s (%s): %s", c->model->provider,
+                 sl_upstream_result_name(r), detail);
+    snprintf(e.code, sizeof(e.code), "%s", status == 504 ? "upstream_timeout" : "upstream_unreachable");
+    sl_plan_failed(c->x, c->plan, &e, NULL);
 }
 
-/* An upstream HTTP error: the provider's status and message, in OpenAI's shape. */
+/* An upstream HTTP error: the provider's status and message. */
 static void reply_upstream_error(struct chat *c)
 {
-    cJSON *parsed;
-    const char *message, *type, *code;
-    char fallback[300];
-    sl_openai_error_from_upstream(c->body.ptr ? c->body.ptr : "", c->body.len, &parsed, &message,
-                                  &type, &code);
-    if (!message) {
-        snprintf(fallback, sizeof(fallback), "upstream %s answered HTTP %d: %.200s",
-                 c->model->provider, c->meta.status, c->body.ptr ? c->body.ptr : "");
-        message = fallback;
-    }
-    if (c->meta.retry_after[0] && !c->x->client_gone)
-        evhttp_add_header(evhttp_request_get_output_headers(c->x->req), "Retry-After",
-                          c->meta.retry_after);
+    struct sl_error e;
     char kind[32];
     snprintf(kind, sizeof(kind), "status_%d", c->meta.status);
     sl_metrics_upstream_error(c->model->provider, kind);
-    fill_row(c);
-    int status = c->meta.status >= 400 && c->meta.status <= 599 ? c->meta.status : 502;
-    sl_exchange_error(c->x, status, type, message, NULL, code);
-    cJSON_Delete(parsed);
+    sl_openai_upstream.decode_error(c->meta.status, c->body.ptr ? c->body.ptr : "", c->body.len, &e);
+    if (e.status < 400 || e.status > 599)
+        e.status = 502;
+    sl_plan_failed(c->x, c->plan, &e, c->meta.retry_after);
 }
 
 static void reply_whole(struct chat *c)
@@ -412,7 +374,7 @@ static void on_client_gone(struct sl_exchange *x)
     sl_exchange_abandon(x);
 }
 
-/* ---- the handler ---- */
+/* ---- the path ---- */
 
 static int start_upstream(struct chat *c, const char *body, size_t len)
 {
@@ -438,49 +400,69 @@ static int start_upstream(struct chat *c, const char *body, size_t len)
     return c->call ? 0 : -1;
 }
 
-void sl_chat_handle(struct sl_exchange *x)
+void sl_fast_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
 {
     struct chat *c = sl_arena_alloc(x->arena, sizeof(*c));
-    size_t len, max = x->snap->cfg->server.max_body, up_len = 0;
-    const char *body = sl_exchange_body(x, &len);
-    if (!c) {
-        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+    struct sl_error e;
+    size_t up_len = 0;
+    if (!c || sl_arena_cleanup(x->arena, on_chat_cleanup, c)) {
+        sl_error_set(&e, 503, "api_error", "out of memory");
+        sl_plan_failed(x, p, &e, NULL);
         return;
     }
     c->x = x;
+    c->plan = p;
+    c->root = p->req;
+    c->model = m;
+    c->client_stream = p->stream;
+    c->client_usage = p->stream &&
+                      sl_json_bool(cJSON_GetObjectItemCaseSensitive(p->req, "stream_options"),
+                                   "include_usage", 0);
     x->state = c;
     sl_sse_reader_init(&c->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&c->body, SL_MAX_UPSTREAM_BODY);
     sl_buf_init(&c->out, SL_MAX_SSE_EVENT * 2);
-    sl_arena_cleanup(x->arena, on_chat_cleanup, c);
-    if (len > max) {
+    char *up_body = rewrite(c, p->raw, p->raw_len, &up_len);
+    if (!up_body || start_upstream(c, up_body, up_len)) {
+        sl_error_set(&e, 500, "api_error", "cannot start the upstream request");
+        sl_plan_failed(x, p, &e, NULL);
+        return;
+    }
+    x->on_gone = on_client_gone;
+    sl_exchange_overhead_end(x);
+}
+
+/* ---- the handler ---- */
+
+void sl_chat_handle(struct sl_exchange *x)
+{
+    size_t len;
+    const char *body = sl_exchange_body(x, &len);
+    struct sl_error e;
+    if (len > x->snap->cfg->server.max_body) {
         sl_exchange_error(x, 413, "invalid_request_error",
                           "the request body is larger than server.max_body", NULL,
                           "request_too_large");
         return;
     }
-    if (validate(c, body ? body : "", len))
+    body = body ? body : "";
+    cJSON *req = sl_openai_client.decode_request(body, len, &e);
+    if (!req) {
+        sl_exchange_send_error(x, &sl_openai_client, &e);
         return;
-    c->model = sl_config_find_model(x->snap->cfg, x->row.model);
-    if (!c->model) {
+    }
+    snprintf(x->row.model, sizeof(x->row.model), "%s", sl_json_str(req, "model", ""));
+    struct sl_plan *p = sl_plan_new(x, &sl_openai_client, req, body, len);
+    if (!p) {
+        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+        return;
+    }
+    if (sl_plan_resolve(x, p, x->row.model)) {
         char msg[SL_MAX_NAME + 96];
         snprintf(msg, sizeof(msg), "The model '%s' does not exist or is not served by this gateway",
                  x->row.model);
         sl_exchange_error(x, 404, "invalid_request_error", msg, "model", "model_not_found");
         return;
     }
-    if (c->model->p->kind != SL_WIRE_OPENAI) {
-        cJSON *root = cJSON_Duplicate(c->root, 1); /* the pipeline owns its copy */
-        if (root) {
-            sl_translate_start(x, &sl_openai_client, root, c->model);
-            return;
-        }
-    }
-    char *up_body = rewrite(c, body, len, &up_len);
-    if (!up_body || start_upstream(c, up_body, up_len)) {
-        sl_exchange_error(x, 500, "api_error", "cannot start the upstream request", NULL, NULL);
-        return;
-    }
-    x->on_gone = on_client_gone;
-    sl_exchange_overhead_end(x);
+    sl_plan_next(x, p);
 }

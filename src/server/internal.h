@@ -119,13 +119,6 @@ void sl_exchange_account(struct sl_exchange *x, const struct sl_model_cfg *m,
 /* Records the time to first token, once. */
 void sl_exchange_first_token(struct sl_exchange *x);
 
-/* The translation pipeline (translate.c): serves a canonical (OpenAI-shaped) request
- * on model m for a client of format cf, whatever m's provider speaks. Takes ownership
- * of req. */
-struct sl_client_format;
-void sl_translate_start(struct sl_exchange *x, const struct sl_client_format *cf, cJSON *req,
-                        const struct sl_model_cfg *m);
-
 /* Handlers (one file each). */
 void sl_chat_handle(struct sl_exchange *x);
 void sl_embeddings_handle(struct sl_exchange *x);

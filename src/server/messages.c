@@ -14,15 +14,17 @@
 #include "formats/anthropic_client.h"
 #include "formats/format.h"
 #include "server/internal.h"
+#include "server/plan.h"
 #include "server/metrics.h"
 #include "upstream/upstream.h"
 
 struct pass {
     struct sl_exchange *x;
+    struct sl_plan *plan;
     const struct sl_client_format *cf;
     const struct sl_upstream_format *uf;
     const struct sl_model_cfg *m;
-    cJSON *req;
+    cJSON *req;                  /* the plan's canonical request */
     struct sl_upstream_call *call;
     struct sl_upstream_meta meta;
     int relaying, saw_stop;
@@ -39,7 +41,6 @@ static void on_pass_cleanup(void *p)
         s->cf->stream_release(s->enc);
     sl_sse_reader_release(&s->sse);
     sl_buf_release(&s->body);
-    cJSON_Delete(s->req);
 }
 
 static void account(struct pass *s)
@@ -47,13 +48,12 @@ static void account(struct pass *s)
     sl_exchange_account(s->x, s->m, &s->usage, cJSON_GetObjectItemCaseSensitive(s->req, "messages"), 0);
 }
 
+/* Nothing has reached the client yet: the plan decides what comes next. */
 static void fail(struct pass *s, int status, const char *type, const char *msg)
 {
     struct sl_error e;
     sl_error_set(&e, status, type, "%s", msg);
-    s->x->status = status;
-    account(s);
-    sl_exchange_send_error(s->x, s->cf, &e);
+    sl_plan_failed(s->x, s->plan, &e, NULL);
 }
 
 /* The client's body with the provider's model name, every other byte kept. */
@@ -151,16 +151,20 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
         fail(s, status, "upstream_error", msg);
         return;
     }
-    /* Same format both sides: the provider's reply, success or error, is the answer. */
+    if (s->meta.status < 200 || s->meta.status >= 300) {
+        struct sl_error e;
+        char kind[32];
+        snprintf(kind, sizeof(kind), "status_%d", s->meta.status);
+        sl_metrics_upstream_error(s->m->provider, kind);
+        s->uf->decode_error(s->meta.status, s->body.ptr ? s->body.ptr : "", s->body.len, &e);
+        if (e.status < 400 || e.status > 599)
+            e.status = 502;
+        sl_plan_failed(s->x, s->plan, &e, s->meta.retry_after);
+        return;
+    }
+    /* Same format both sides: the provider's reply is the answer, byte for byte. */
     s->x->status = s->meta.status;
-    if (s->meta.status >= 200 && s->meta.status < 300)
-        s->uf->sniff_usage(NULL, s->body.ptr ? s->body.ptr : "", s->body.len, &s->usage);
-    else
-        snprintf(s->x->row.error, sizeof(s->x->row.error), "upstream answered HTTP %d",
-                 s->meta.status);
-    if (s->meta.retry_after[0] && !s->x->client_gone)
-        evhttp_add_header(evhttp_request_get_output_headers(s->x->req), "Retry-After",
-                          s->meta.retry_after);
+    s->uf->sniff_usage(NULL, s->body.ptr ? s->body.ptr : "", s->body.len, &s->usage);
     account(s);
     sl_exchange_reply(s->x, s->meta.status, s->meta.content_type[0] ? s->meta.content_type
                                                                      : "application/json",
@@ -194,21 +198,26 @@ static int pass_headers(struct sl_exchange *x, const struct sl_provider_cfg *p, 
     return n;
 }
 
-static void pass_start(struct sl_exchange *x, const struct sl_client_format *cf, cJSON *req,
-                       const struct sl_model_cfg *m, const char *body, size_t len)
+void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
 {
     struct pass *s = sl_arena_alloc(x->arena, sizeof(*s));
     size_t up_len = 0;
     if (!s || sl_arena_cleanup(x->arena, on_pass_cleanup, s)) {
-        cJSON_Delete(req);
-        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+        struct sl_error e;
+        sl_error_set(&e, 503, "api_error", "out of memory");
+        sl_plan_failed(x, p, &e, NULL);
         return;
     }
-    *s = (struct pass){.x = x, .cf = cf, .uf = sl_upstream_format(SL_WIRE_ANTHROPIC), .m = m, .req = req};
+    *s = (struct pass){.x = x, .plan = p, .cf = p->cf, .uf = sl_upstream_format(SL_WIRE_ANTHROPIC),
+                       .m = m, .req = p->req};
     x->state = s;
     sl_sse_reader_init(&s->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&s->body, SL_MAX_UPSTREAM_BODY);
-    char *up_body = splice_model(x, body, len, m->model, &up_len);
+    char *up_body = splice_model(x, p->raw, p->raw_len, m->model, &up_len);
+    if (!up_body) {
+        sl_translate_attempt(x, p, m); /* "model" hidden behind escapes: translate instead */
+        return;
+    }
     const char *headers[5];
     struct sl_upstream_req ur = {
         .url = sl_arena_sprintf(x->arena, "%s/v1/messages", m->p->base_url),
@@ -217,7 +226,7 @@ static void pass_start(struct sl_exchange *x, const struct sl_client_format *cf,
         .timeouts = m->p->timeouts,
     };
     static const struct sl_upstream_cbs cbs = {on_up_headers, on_up_data, on_up_done};
-    s->call = up_body ? sl_upstream_start(x->w->up, &ur, &cbs, s) : NULL;
+    s->call = sl_upstream_start(x->w->up, &ur, &cbs, s);
     if (!s->call) {
         fail(s, 500, "api_error", "cannot start the upstream request");
         return;
@@ -246,20 +255,19 @@ void sl_messages_handle(struct sl_exchange *x)
         sl_exchange_send_error(x, cf, &e);
         return;
     }
-    const char *name = sl_json_str(req, "model", "");
-    snprintf(x->row.model, sizeof(x->row.model), "%s", name);
-    x->row.stream = sl_json_bool(req, "stream", 0);
-    const struct sl_model_cfg *m = sl_config_find_model(x->snap->cfg, name);
-    if (!m) {
-        cJSON_Delete(req);
+    snprintf(x->row.model, sizeof(x->row.model), "%s", sl_json_str(req, "model", ""));
+    struct sl_plan *p = sl_plan_new(x, cf, req, body, len);
+    if (!p) {
+        sl_error_set(&e, 503, "api_error", "out of memory");
+        sl_exchange_send_error(x, cf, &e);
+        return;
+    }
+    if (sl_plan_resolve(x, p, x->row.model)) {
         sl_error_set(&e, 404, "not_found_error", "model: %.128s", x->row.model);
         sl_exchange_send_error(x, cf, &e);
         return;
     }
-    if (m->p->kind == SL_WIRE_ANTHROPIC && sl_upstream_format(SL_WIRE_ANTHROPIC))
-        pass_start(x, cf, req, m, body, len);
-    else
-        sl_translate_start(x, cf, req, m);
+    sl_plan_next(x, p);
 }
 
 /* POST /v1/messages/count_tokens: estimated here, without a provider call, so it

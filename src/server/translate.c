@@ -15,15 +15,17 @@
 #include "formats/format.h"
 #include "formats/openai.h"
 #include "server/internal.h"
+#include "server/plan.h"
 #include "server/metrics.h"
 #include "upstream/upstream.h"
 
 struct tx {
     struct sl_exchange *x;
+    struct sl_plan *plan;
     const struct sl_client_format *cf;
     const struct sl_upstream_format *uf;
     const struct sl_model_cfg *m;
-    cJSON *req;
+    cJSON *req;                 /* the plan's canonical request */
     int stream;
     struct sl_upstream_call *call;
     struct sl_upstream_meta meta;
@@ -47,7 +49,6 @@ static void on_tx_cleanup(void *p)
     sl_sse_reader_release(&t->sse);
     sl_buf_release(&t->body);
     sl_buf_release(&t->out);
-    cJSON_Delete(t->req);
 }
 
 static void account(struct tx *t)
@@ -56,18 +57,10 @@ static void account(struct tx *t)
                         t->est_completion);
 }
 
-/* A whole error reply in the client's format (nothing has been sent yet). */
+/* Nothing has reached the client yet: the plan decides what comes next. */
 static void reply_error(struct tx *t, const struct sl_error *e, const char *retry_after)
 {
-    struct sl_buf b = SL_BUF_INIT(64 * 1024);
-    t->x->status = e->status;
-    account(t);
-    snprintf(t->x->row.error, sizeof(t->x->row.error), "%.255s", e->message);
-    if (retry_after && retry_after[0] && !t->x->client_gone)
-        evhttp_add_header(evhttp_request_get_output_headers(t->x->req), "Retry-After", retry_after);
-    t->cf->error_body(e, &b);
-    sl_exchange_reply(t->x, e->status, "application/json", b.ptr ? b.ptr : "{}", b.len);
-    sl_buf_release(&b);
+    sl_plan_failed(t->x, t->plan, e, retry_after);
 }
 
 static void flush_out(struct tx *t)
@@ -236,25 +229,24 @@ static void on_client_gone(struct sl_exchange *x)
     sl_exchange_abandon(x);
 }
 
-void sl_translate_start(struct sl_exchange *x, const struct sl_client_format *cf, cJSON *req,
-                        const struct sl_model_cfg *m)
+void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
 {
     struct tx *t = sl_arena_alloc(x->arena, sizeof(*t));
     struct sl_error e;
     struct sl_encoded enc = {0};
     if (!t || sl_arena_cleanup(x->arena, on_tx_cleanup, t)) {
-        cJSON_Delete(req);
-        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+        sl_error_set(&e, 503, "api_error", "out of memory");
+        sl_plan_failed(x, p, &e, NULL);
         return;
     }
     t->x = x;
-    t->cf = cf;
+    t->plan = p;
+    t->cf = p->cf;
     t->m = m;
-    t->req = req;
+    t->req = p->req;
     t->uf = sl_upstream_format(m->p->kind);
-    t->stream = sl_json_bool(req, "stream", 0);
+    t->stream = p->stream;
     x->state = t;
-    x->row.stream = t->stream;
     sl_sse_reader_init(&t->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&t->body, SL_MAX_UPSTREAM_BODY);
     sl_buf_init(&t->out, SL_MAX_SSE_EVENT * 2);
@@ -264,7 +256,7 @@ void sl_translate_start(struct sl_exchange *x, const struct sl_client_format *cf
         reply_error(t, &e, NULL);
         return;
     }
-    if (t->uf->encode(req, m, t->stream, x->arena, &enc, &e)) {
+    if (t->uf->encode(p->req, m, t->stream, x->arena, &enc, &e)) {
         reply_error(t, &e, NULL);
         return;
     }
