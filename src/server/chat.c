@@ -38,6 +38,8 @@ struct chat {
     int64_t est_completion;
     int saw_done, saw_finish, usage_forwarded, broken;
     int saw_error;                   /* an in-band error event was relayed */
+    int has_content;                 /* a chunk for the client is out or on its way */
+    const char *fail_msg;            /* why the relay stopped (broken) */
     char *chunk_id, *chunk_model;    /* from the first chunk, for a synthesised usage chunk */
     char *usage_json;                /* usage moved off a content chunk, as the provider sent it */
     int64_t chunk_created;
@@ -170,10 +172,16 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
     cJSON *obj = cJSON_ParseWithLength(ev->data, ev->data_len);
     if (!obj) {
         c->broken = 1;
-        emit_error_event(c, "the upstream sent a malformed stream event", "upstream_error");
+        c->fail_msg = "the upstream sent a malformed stream event";
         return;
     }
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(obj, "error");
+    if (err && !cJSON_IsNull(err) && !c->has_content) {
+        c->broken = 1; /* nothing sent yet: an error the plan can still act on */
+        c->fail_msg = "the upstream reported an error before its first chunk";
+        cJSON_Delete(obj);
+        return;
+    }
     if (err && !cJSON_IsNull(err)) {
         const char *msg = sl_json_str(err, "message", cJSON_IsString(err) ? err->valuestring : NULL);
         struct sl_buf e = SL_BUF_INIT(64 * 1024);
@@ -195,6 +203,7 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
     c->est_completion += out;
     if (out)
         sl_exchange_first_token(c->x);
+    c->has_content |= !usage_only || c->client_usage;
     if (had_usage && !usage_only) {
         move_usage(c, obj);
         char *printed = cJSON_PrintUnformatted(obj);
@@ -212,7 +221,10 @@ static int on_sse_event(void *arg, const struct sl_sse_event *ev)
 {
     struct chat *c = arg;
     if (ev->comment) {
-        emit(c, ": ", ev->data, ev->data_len); /* keep-alives keep the client's connection too */
+        /* Keep-alives keep the client's connection too, but only once the reply has
+         * begun: until then the request can still fall over to another deployment. */
+        if (c->has_content)
+            emit(c, ": ", ev->data, ev->data_len);
         return 0;
     }
     if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
@@ -230,7 +242,7 @@ static int on_sse_event(void *arg, const struct sl_sse_event *ev)
 
 /* ---- upstream callbacks ---- */
 
-static void end_stream(struct chat *c, const char *failure);
+static void end_stream(struct chat *c, int status, const char *failure);
 static void reply_failure(struct chat *c, enum sl_upstream_result r, const char *detail);
 
 static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
@@ -239,13 +251,16 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     c->meta = *meta;
     sl_exchange_overhead_begin(c->x);
     if (meta->status == 200 && c->client_stream && strcasestr(meta->content_type, "event-stream")) {
-        c->relaying = 1;
-        sl_exchange_stream_start(c->x);
+        c->relaying = 1; /* the client's reply starts with the first chunk (flush_out) */
     }
 }
 
 static void flush_out(struct chat *c)
 {
+    if (!c->out.len)
+        return;
+    if (!c->x->streaming)
+        sl_exchange_stream_start(c->x);
     sl_exchange_stream_write(c->x, c->out.ptr, c->out.len);
     sl_buf_reset(&c->out);
 }
@@ -264,12 +279,12 @@ static void on_up_data(void *ctx, const char *p, size_t n)
     int rc = sl_sse_feed(&c->sse, p, n, on_sse_event, c);
     if (rc == SL_SSE_TOO_BIG) {
         c->broken = 1;
-        emit_error_event(c, "the upstream sent a stream event over the size limit", "upstream_error");
+        c->fail_msg = "the upstream sent a stream event over the size limit";
     }
     if (c->broken) {
         sl_upstream_cancel(c->call);
         c->call = NULL;
-        end_stream(c, NULL);
+        end_stream(c, 502, c->fail_msg);
         return;
     }
     flush_out(c);
@@ -281,8 +296,17 @@ static void fill_row(struct chat *c)
                         cJSON_GetObjectItemCaseSensitive(c->root, "messages"), c->est_completion);
 }
 
-static void end_stream(struct chat *c, const char *failure)
+/* Ends the relay. A failure before anything reached the client goes back to the plan
+ * (another deployment, or an error with a status); after that the stream ends with an
+ * error event. */
+static void end_stream(struct chat *c, int status, const char *failure)
 {
+    if (failure && !c->x->streaming && !c->has_content) {
+        struct sl_error e;
+        sl_error_set(&e, status, "upstream_error", "upstream %s: %s", c->model->provider, failure);
+        sl_plan_failed(c->x, c->plan, &e, NULL);
+        return;
+    }
     if (failure && !c->saw_done && !c->saw_error) /* one error event per stream */
         emit_error_event(c, failure, "upstream_error");
     else if (!c->saw_done) {
@@ -348,11 +372,13 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
     if (c->relaying) {
         if (r != SL_UP_OK)
             sl_metrics_upstream_error(c->model->provider, sl_upstream_result_name(r));
-        const char *failure = r != SL_UP_OK ? "the upstream stream failed before it finished"
+        const char *failure = r != SL_UP_OK ? sl_upstream_result_name(r)
                               : (!c->saw_done && !c->saw_finish)
                                   ? "the upstream closed the stream before it finished"
                                   : NULL;
-        end_stream(c, failure);
+        int timeout = r == SL_UP_TIMEOUT_IDLE || r == SL_UP_TIMEOUT_TOTAL ||
+                      r == SL_UP_TIMEOUT_FIRST_BYTE || r == SL_UP_TIMEOUT_CONNECT;
+        end_stream(c, timeout ? 504 : 502, failure);
     } else if (r != SL_UP_OK) {
         reply_failure(c, r, detail);
     } else if (c->meta.status >= 200 && c->meta.status < 300) {

@@ -98,7 +98,6 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
         s->enc = sl_arena_alloc(s->x->arena, s->cf->stream_size ? s->cf->stream_size : 1);
         if (s->enc)
             s->cf->stream_init(s->enc, s->x->id, s->m->model, 0);
-        sl_exchange_stream_start(s->x);
     }
 }
 
@@ -106,6 +105,8 @@ static void on_up_data(void *ctx, const char *p, size_t n)
 {
     struct pass *s = ctx;
     if (s->relaying) {
+        if (!s->x->streaming)
+            sl_exchange_stream_start(s->x); /* only now: until here the plan could fall over */
         sl_exchange_first_token(s->x);
         sl_exchange_stream_write(s->x, p, n);
         sl_sse_feed(&s->sse, p, n, on_event, s); /* usage only: the bytes went out as they came */
@@ -118,6 +119,10 @@ static void on_up_data(void *ctx, const char *p, size_t n)
 
 static void end_relay(struct pass *s, const char *failure)
 {
+    if (failure && !s->x->streaming) {
+        fail(s, 502, "upstream_error", failure);
+        return;
+    }
     if (failure && s->enc) {
         struct sl_error e;
         struct sl_buf b = SL_BUF_INIT(64 * 1024);

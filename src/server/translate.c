@@ -63,8 +63,14 @@ static void reply_error(struct tx *t, const struct sl_error *e, const char *retr
     sl_plan_failed(t->x, t->plan, e, retry_after);
 }
 
+/* The client's reply starts with its first bytes: until then the plan can still move
+ * the request to another deployment. */
 static void flush_out(struct tx *t)
 {
+    if (!t->out.len)
+        return;
+    if (!t->x->streaming)
+        sl_exchange_stream_start(t->x);
     sl_exchange_stream_write(t->x, t->out.ptr, t->out.len);
     sl_buf_reset(&t->out);
 }
@@ -75,6 +81,12 @@ static void end_stream(struct tx *t, const struct sl_error *failure)
     if (t->ended)
         return;
     t->ended = 1;
+    if (failure && !t->x->streaming && !t->out.len) {
+        sl_upstream_cancel(t->call);
+        t->call = NULL;
+        sl_plan_failed(t->x, t->plan, failure, NULL);
+        return;
+    }
     if (failure) {
         t->cf->stream_error(t->enc, failure, &t->out);
         snprintf(t->x->row.error, sizeof(t->x->row.error), "%.255s", failure->message);
@@ -122,7 +134,6 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
         t->cf->stream_init(t->enc, t->x->id, t->m->model,
                            sl_json_bool(cJSON_GetObjectItemCaseSensitive(t->req, "stream_options"),
                                         "include_usage", 0));
-        sl_exchange_stream_start(t->x);
     }
 }
 
