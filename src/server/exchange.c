@@ -46,6 +46,7 @@ void sl_exchange_add_headers(struct sl_exchange *x, const char *content_type)
     snprintf(overhead, sizeof(overhead), "%.3f", (double)x->overhead_us / 1000.0);
     evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "x-request-id", x->id);
+    evhttp_add_header(h, "request-id", x->id); /* the name Anthropic's SDK reads */
     evhttp_add_header(h, "x-sluice-overhead-ms", overhead);
 }
 
