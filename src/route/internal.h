@@ -62,6 +62,8 @@ struct health_view {
 
 void health_view(struct sl_route_health *h, size_t model, int stream, int64_t now_us,
                  struct health_view *out);
+/* latency_p95() of the deployment, read under its lock. */
+int64_t health_p95(struct sl_route_health *h, size_t model);
 
 /* ---- strategies (strategy_*.c) ------------------------------------------------------ */
 
@@ -91,8 +93,7 @@ struct strategy {
 extern const struct strategy sl_route_fallback, sl_route_weighted, sl_route_latency,
     sl_route_cost, sl_route_tiers;
 
-/* Stable sort by key, ties kept in listed order (insertion sort: n <= 256, and the
- * common case is already sorted or nearly so). */
+/* Sorts by key, lower first; ties keep listed order. */
 void members_sort(struct member *m, size_t n);
 
 /* splitmix64: tiny, fast, and every seed gives a full-period stream. */

@@ -419,7 +419,7 @@ static int start_upstream(struct chat *c, const char *body, size_t len)
         .body_len = len,
         .headers = headers,
         .nheaders = nh,
-        .timeouts = p->timeouts,
+        .timeouts = sl_plan_timeouts(c->plan, c->model),
     };
     static const struct sl_upstream_cbs cbs = {on_up_headers, on_up_data, on_up_done};
     c->call = sl_upstream_start(x->w->up, &req, &cbs, c);
@@ -490,5 +490,5 @@ void sl_chat_handle(struct sl_exchange *x)
         sl_exchange_error(x, 404, "invalid_request_error", msg, "model", "model_not_found");
         return;
     }
-    sl_plan_next(x, p);
+    sl_plan_start(x, p);
 }

@@ -55,6 +55,8 @@ static void finish(struct sl_exchange *x)
 {
     struct sl_worker *w = x->w;
     struct sl_usage_row *row = &x->row;
+    if (x->on_finish)
+        x->on_finish(x);
     row->status = x->status;
     row->client_gone = x->client_gone;
     row->latency_us = sl_now_us() - x->t_start_us;

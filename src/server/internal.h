@@ -20,6 +20,7 @@
 struct sl_snapshot {
     atomic_int refs;
     struct sl_config *cfg;
+    struct sl_route_health *health; /* breakers and latencies of cfg's deployments */
 };
 
 struct sl_server;
@@ -57,6 +58,7 @@ void sl_snapshot_release(struct sl_snapshot *s);
 void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg);
 
 struct sl_exchange;
+struct sl_plan;
 typedef void (*sl_gone_cb)(struct sl_exchange *x);
 
 /* One client request from arrival to the last byte, with its arena. */
@@ -76,7 +78,9 @@ struct sl_exchange {
     int streaming;             /* the reply was started with evhttp_send_reply_start */
     int status;                /* status sent to the client */
     sl_gone_cb on_gone;        /* the handler's reaction to a client disconnect */
+    sl_gone_cb on_finish;      /* runs once when the exchange ends, before the arena goes */
     void *state;               /* the handler's own state, in the arena */
+    struct sl_plan *plan;      /* the attempts of a chat or messages request */
     struct sl_usage_row row;   /* the ledger row, filled along the way */
 };
 

@@ -228,7 +228,7 @@ void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
         .url = sl_arena_sprintf(x->arena, "%s/v1/messages", m->p->base_url),
         .body = up_body, .body_len = up_len,
         .headers = headers, .nheaders = pass_headers(x, m->p, headers),
-        .timeouts = m->p->timeouts,
+        .timeouts = sl_plan_timeouts(p, m),
     };
     static const struct sl_upstream_cbs cbs = {on_up_headers, on_up_data, on_up_done};
     s->call = sl_upstream_start(x->w->up, &ur, &cbs, s);
@@ -272,7 +272,7 @@ void sl_messages_handle(struct sl_exchange *x)
         sl_exchange_send_error(x, cf, &e);
         return;
     }
-    sl_plan_next(x, p);
+    sl_plan_start(x, p);
 }
 
 /* POST /v1/messages/count_tokens: estimated here, without a provider call, so it

@@ -1,16 +1,16 @@
-/* A request's plan across attempts: what the client asked, in which format, and the
- * deployments to try in order. Each path (fast, translated, pass-through) runs one
- * attempt and hands a failure that happened before anything reached the client back
- * here, where it is retried, moved to the next deployment, or answered. */
+/* A request's plan across attempts: what the client asked, in which format, the
+ * deployments to try (a model, or a group's candidates from src/route/), and the
+ * attempts so far. Each path (fast, translated, pass-through) runs one attempt and
+ * hands a failure that happened before anything reached the client back here, where
+ * the routing policy retries it, moves it to the next deployment, or answers it. */
 #ifndef SL_SERVER_PLAN_H
 #define SL_SERVER_PLAN_H
 
 #include <cjson/cJSON.h>
 
 #include "formats/format.h"
+#include "route/route.h"
 #include "server/internal.h"
-
-#define SL_MAX_CANDIDATES 16
 
 struct sl_plan {
     const struct sl_client_format *cf;
@@ -18,10 +18,15 @@ struct sl_plan {
     const char *raw;              /* the client's body, for the same-format paths */
     size_t raw_len;
     int stream;
-    const struct sl_model_cfg *cand[SL_MAX_CANDIDATES];
-    int ncand, next;              /* the candidates, and the index of the next to try */
+    const struct sl_group_cfg *group;  /* NULL: the client named a model */
+    struct sl_route_plan route;   /* the candidates, best first */
+    struct sl_route_attempts att;
+    struct sl_route_step step;    /* the attempt in flight or waited for */
     const struct sl_model_cfg *current; /* the deployment of the attempt in flight */
-    int attempts;                 /* attempts started */
+    size_t current_index;         /* its index in cfg->models */
+    int claimed;                  /* current holds a routing claim not yet observed */
+    int64_t attempt_start_us;
+    struct event *wait;           /* backoff before the next attempt */
     struct sl_error last;         /* why the last attempt failed */
     char retry_after[32];
 };
@@ -31,18 +36,21 @@ struct sl_plan {
 struct sl_plan *sl_plan_new(struct sl_exchange *x, const struct sl_client_format *cf, cJSON *req,
                             const char *raw, size_t raw_len);
 
-/* Appends the deployments a client's model name stands for. Returns 0, or -1 when the
- * name is neither a model nor a group (nothing appended). */
+/* Resolves the name the client asked for (a model or a group) into candidates.
+ * Returns 0; -1 when the name is neither (nothing to try: answer 404). */
 int sl_plan_resolve(struct sl_exchange *x, struct sl_plan *p, const char *name);
 
-/* Starts the next attempt on the path its deployment needs; replies p->last when no
- * candidate is left. */
-void sl_plan_next(struct sl_exchange *x, struct sl_plan *p);
+/* Starts the first attempt (or answers at once when no candidate can take it). */
+void sl_plan_start(struct sl_exchange *x, struct sl_plan *p);
 
 /* An attempt failed before any byte reached the client: records why (e is copied;
  * retry_after may be NULL) and goes on with the plan. */
 void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_error *e,
                     const char *retry_after);
+
+/* The upstream timeouts of an attempt on m: the provider's, with the total cut to
+ * what the plan allows. */
+struct sl_timeouts sl_plan_timeouts(const struct sl_plan *p, const struct sl_model_cfg *m);
 
 /* The paths. Each runs one attempt of p on deployment m. */
 void sl_fast_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m);

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "route/route.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "server/worker.h"
@@ -34,6 +35,7 @@ struct sl_snapshot *sl_snapshot_acquire(struct sl_server *srv)
 void sl_snapshot_release(struct sl_snapshot *s)
 {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+        sl_route_health_free(s->health);
         sl_config_free(s->cfg);
         free(s);
     }
@@ -48,8 +50,16 @@ void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg)
     }
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
+    s->health = sl_route_health_new(cfg);
+    if (!s->health) {
+        sl_config_free(cfg);
+        free(s);
+        return;
+    }
     pthread_mutex_lock(&srv->snap_lock);
     struct sl_snapshot *old = srv->snap;
+    if (old) /* a reload neither closes an open breaker nor forgets latencies */
+        sl_route_health_inherit(s->health, old->health);
     srv->snap = s;
     pthread_mutex_unlock(&srv->snap_lock);
     sl_snapshot_release(old);
@@ -313,6 +323,11 @@ int sl_server_run(const struct sl_serve_opts *opts)
         goto out;
     }
     sl_snapshot_install(&srv, cfg);
+    if (!srv.snap) {
+        sl_error("out of memory");
+        sl_ledger_close(srv.ledger);
+        goto out;
+    }
     log_config(cfg, sim > 0);
     if (run_workers(&srv, srv.snap->cfg) == 0) {
         wait_signals(&srv);

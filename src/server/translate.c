@@ -273,7 +273,7 @@ void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct
     }
     struct sl_upstream_req ur = {
         .url = enc.url, .body = enc.body, .body_len = enc.len,
-        .headers = enc.headers, .nheaders = enc.nheaders, .timeouts = m->p->timeouts,
+        .headers = enc.headers, .nheaders = enc.nheaders, .timeouts = sl_plan_timeouts(p, m),
     };
     static const struct sl_upstream_cbs cbs = {on_up_headers, on_up_data, on_up_done};
     t->call = sl_upstream_start(x->w->up, &ur, &cbs, t);
