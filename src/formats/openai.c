@@ -65,6 +65,11 @@ static int read_usage(const cJSON *usage, struct sl_usage *u)
     return 1;
 }
 
+int sl_openai_usage_object(const cJSON *usage, struct sl_usage *u)
+{
+    return read_usage(usage, u);
+}
+
 int sl_openai_usage(const cJSON *obj, struct sl_usage *u)
 {
     if (read_usage(cJSON_GetObjectItemCaseSensitive(obj, "usage"), u))

@@ -22,6 +22,9 @@ int sl_openai_error(struct sl_buf *out, int status, const char *type, const char
  * Returns 1 when usage was found (u->present set), else 0 and u untouched. */
 int sl_openai_usage(const cJSON *obj, struct sl_usage *u);
 
+/* Reads a usage object itself (what sl_openai_usage finds). Returns 1 when it is one. */
+int sl_openai_usage_object(const cJSON *usage, struct sl_usage *u);
+
 /* True when a chunk or reply has a choice with a finish_reason. */
 int sl_openai_has_finish(const cJSON *obj);
 

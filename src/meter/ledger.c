@@ -23,6 +23,9 @@
 /* While closing, a write that keeps failing is abandoned (and logged) after this
  * many tries, so shutdown cannot hang forever on a full disk. */
 #define CLOSE_TRIES 20
+/* Once woken, the writer lets rows gather this long before it commits a part-full
+ * chunk: one wake-up and one transaction per burst instead of one per request. */
+#define LINGER_MS 20
 
 struct chunk {
     struct chunk *next;
@@ -44,6 +47,8 @@ struct sl_ledger {
     uint64_t queued;  /* rows ever queued */
     uint64_t settled; /* rows committed or abandoned; they settle in queue order */
     int stopping;
+    int idle;         /* the writer waits for rows: the next record() must wake it */
+    int flushing;     /* flush() callers waiting: the writer must not linger */
     int warned_full;
     /* Written under lock, read from anywhere. */
     atomic_uint_fast64_t committed, transactions, dropped;
@@ -125,14 +130,31 @@ static void settle_chunk(struct sl_ledger *l, struct chunk *c, int written)
     pthread_cond_broadcast(&l->progress);
 }
 
+static void linger(struct sl_ledger *l)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += LINGER_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&l->work, &l->lock, &until);
+}
+
 /* Runs until closing and the queue is empty, so close() implies a full flush. */
 static void *writer_main(void *arg)
 {
     struct sl_ledger *l = arg;
     pthread_mutex_lock(&l->lock);
     for (;;) {
-        while (!l->head && !l->stopping)
+        while (!l->head && !l->stopping) {
+            l->idle = 1;
             pthread_cond_wait(&l->work, &l->lock);
+            l->idle = 0;
+        }
+        if (!l->stopping && !l->flushing && l->head == l->tail && l->head->n < CHUNK_ROWS)
+            linger(l);
         struct chunk *c = take_chunk(l);
         if (!c)
             break;
@@ -221,7 +243,8 @@ void sl_ledger_record(struct sl_ledger *l, const struct sl_usage_row *row)
         c->rows[c->n++] = *row;
         l->pending++;
         l->queued++;
-        pthread_cond_signal(&l->work);
+        if (l->idle || c->n == CHUNK_ROWS)
+            pthread_cond_signal(&l->work);
     } else {
         atomic_fetch_add(&l->dropped, 1);
     }
@@ -234,8 +257,11 @@ void sl_ledger_flush(struct sl_ledger *l)
 {
     pthread_mutex_lock(&l->lock);
     uint64_t target = l->queued;
+    l->flushing++;
+    pthread_cond_signal(&l->work); /* cut a linger short */
     while (l->settled < target)
         pthread_cond_wait(&l->progress, &l->lock);
+    l->flushing--;
     pthread_mutex_unlock(&l->lock);
 }
 

@@ -343,6 +343,23 @@ static void reply_upstream_error(struct chat *c)
     sl_plan_failed(c->x, c->plan, &e, c->meta.retry_after);
 }
 
+/* The usage of a whole reply, parsing only its top-level "usage" value: the rest
+ * (the answer itself) is passed on without being read. 0 when it has none there. */
+static int reply_usage(const char *p, size_t n, struct sl_usage *u)
+{
+    struct sl_json_member m[SL_MAX_TOP_KEYS];
+    int count = sl_json_members(p, n, m, SL_MAX_TOP_KEYS);
+    for (int i = 0; i < count; i++) {
+        if (m[i].key.len != 5 || memcmp(m[i].key.ptr, "usage", 5) != 0)
+            continue;
+        cJSON *usage = cJSON_ParseWithLength(m[i].value.ptr, m[i].value.len);
+        int found = sl_openai_usage_object(usage, u);
+        cJSON_Delete(usage);
+        return found;
+    }
+    return 0;
+}
+
 static void reply_whole(struct chat *c)
 {
     const char *p = c->body.ptr ? c->body.ptr : "";
@@ -351,14 +368,18 @@ static void reply_whole(struct chat *c)
         p++; /* DeepSeek sends blank lines while a non-stream request waits */
         n--;
     }
-    cJSON *obj = cJSON_ParseWithLength(p, n);
-    if (!obj) {
-        reply_failure(c, SL_UP_BROKEN, "the reply is not valid JSON");
-        return;
+    if (!reply_usage(p, n, &c->usage)) {
+        /* No usage where OpenAI puts it (Moonshot's is in the choice), or no object at
+         * all: the whole parse says which, and gives the estimate. */
+        cJSON *obj = cJSON_ParseWithLength(p, n);
+        if (!obj) {
+            reply_failure(c, SL_UP_BROKEN, "the reply is not valid JSON");
+            return;
+        }
+        sl_openai_usage(obj, &c->usage);
+        c->est_completion = sl_openai_estimate_output(obj);
+        cJSON_Delete(obj);
     }
-    sl_openai_usage(obj, &c->usage);
-    c->est_completion = sl_openai_estimate_output(obj);
-    cJSON_Delete(obj);
     c->x->status = 200;
     fill_row(c);
     sl_exchange_reply(c->x, 200, "application/json", p, n);

@@ -193,7 +193,12 @@ int sl_worker_init(struct sl_worker *w, struct sl_server *srv, int index, evutil
 {
     w->srv = srv;
     w->index = index;
-    w->base = event_base_new();
+    struct event_config *ec = event_config_new();
+    if (ec) /* del + add of one fd in one loop turn becomes a single epoll_ctl */
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = ec ? event_base_new_with_config(ec) : NULL;
+    if (ec)
+        event_config_free(ec);
     w->http = w->base ? evhttp_new(w->base) : NULL;
     w->up = w->base ? sl_upstream_new(w->base) : NULL;
     w->drain_ev = w->base ? event_new(w->base, -1, 0, on_drain, w) : NULL;

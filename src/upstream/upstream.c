@@ -12,12 +12,17 @@
 
 #include "core/log.h"
 
+#define SPARE_EASY 64
+
 struct sl_upstream {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
     struct sl_upstream_call *calls; /* doubly linked, for free() */
     int active;
+    CURL *spare[SPARE_EASY];        /* reset easy handles, reused: setting one up is dear */
+    int nspare;
+    int no_proxy;                   /* no proxy variable is set: curl need not look */
     int in_curl; /* inside curl_multi_socket_action: handles may not be removed */
 };
 
@@ -46,11 +51,21 @@ struct sock {
 
 static void check_done(struct sl_upstream *up);
 
+static void release_easy(struct sl_upstream *up, CURL *easy)
+{
+    if (up->nspare < SPARE_EASY) {
+        curl_easy_reset(easy);
+        up->spare[up->nspare++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
 static void call_free(struct sl_upstream_call *c)
 {
     struct sl_upstream *up = c->up;
     curl_multi_remove_handle(up->multi, c->easy);
-    curl_easy_cleanup(c->easy);
+    release_easy(up, c->easy);
     curl_slist_free_all(c->headers);
     if (c->deadline)
         event_free(c->deadline);
@@ -95,13 +110,17 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
             return -1;
         s->fd = fd;
         s->up = up;
+        s->ev = event_new(up->base, fd, kind, on_socket_event, s);
+        if (!s->ev) {
+            free(s);
+            return -1;
+        }
         curl_multi_assign(up->multi, fd, s);
     } else {
-        event_free(s->ev);
+        /* Same struct, new interest: with the loop's changelist this is one epoll_ctl. */
+        event_del(s->ev);
+        event_assign(s->ev, up->base, fd, kind, on_socket_event, s);
     }
-    s->ev = event_new(up->base, fd, kind, on_socket_event, s);
-    if (!s->ev)
-        return -1;
     event_add(s->ev, NULL);
     return 0;
 }
@@ -285,6 +304,12 @@ struct sl_upstream *sl_upstream_new(struct event_base *base)
     curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
     curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 512L);
+    static const char *const proxy_vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
+                                             "all_proxy", "ALL_PROXY"};
+    up->no_proxy = 1;
+    for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++)
+        if (getenv(proxy_vars[i]))
+            up->no_proxy = 0;
     return up;
 }
 
@@ -294,6 +319,8 @@ void sl_upstream_free(struct sl_upstream *up)
         return;
     while (up->calls)
         call_free(up->calls);
+    while (up->nspare)
+        curl_easy_cleanup(up->spare[--up->nspare]);
     if (up->multi)
         curl_multi_cleanup(up->multi);
     if (up->timer)
@@ -326,6 +353,8 @@ static int setup_easy(struct sl_upstream_call *c, const struct sl_upstream_req *
              curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)t->connect_ms) |
              curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->total_ms) |
              curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (c->up->no_proxy)
+        rc |= curl_easy_setopt(e, CURLOPT_PROXY, "");
     return rc ? -1 : 0;
 }
 
@@ -339,12 +368,12 @@ struct sl_upstream_call *sl_upstream_start(struct sl_upstream *up, const struct 
     c->cbs = *cbs;
     c->ctx = ctx;
     c->idle_ms = req->timeouts.idle_ms;
-    c->easy = curl_easy_init();
+    c->easy = up->nspare ? up->spare[--up->nspare] : curl_easy_init();
     c->deadline = evtimer_new(up->base, on_deadline, c);
     if (!c->easy || !c->deadline || setup_easy(c, req) ||
         curl_multi_add_handle(up->multi, c->easy) != CURLM_OK) {
         if (c->easy)
-            curl_easy_cleanup(c->easy);
+            release_easy(up, c->easy);
         curl_slist_free_all(c->headers);
         if (c->deadline)
             event_free(c->deadline);
