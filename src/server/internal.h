@@ -129,6 +129,7 @@ void sl_embeddings_handle(struct sl_exchange *x);
 void sl_models_handle(struct sl_exchange *x);
 void sl_health_handle(struct sl_exchange *x);
 void sl_metrics_handle(struct sl_exchange *x);
+void sl_admin_health_handle(struct sl_exchange *x);
 void sl_messages_handle(struct sl_exchange *x);
 void sl_count_tokens_handle(struct sl_exchange *x);
 

@@ -36,6 +36,7 @@ static const struct route {
     {EVHTTP_REQ_GET, "/models", sl_models_handle},
     {EVHTTP_REQ_GET, "/health", sl_health_handle},
     {EVHTTP_REQ_GET, "/metrics", sl_metrics_handle},
+    {EVHTTP_REQ_GET, "/admin/health", sl_admin_health_handle},
 };
 
 static void make_id(char *out, size_t cap)
