@@ -23,6 +23,11 @@ struct sl_usage_row {
     int64_t latency_us;             /* request arrival -> last byte sent */
     int64_t ttft_us;                /* request arrival -> first content byte sent; -1 = none */
     char error[256];                /* short error text, "" when none */
+    char request_id[64];            /* the client request this row belongs to */
+    int attempt;                    /* 1-based attempt number within the request */
+    int final;                      /* 1: the request's own row (one per request);
+                                       0: an attempt that failed and was retried or moved on */
+    char why[64];                   /* attempt rows: what the router did next and why */
 };
 
 struct sl_ledger;

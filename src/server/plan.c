@@ -169,6 +169,8 @@ static void begin_attempt(struct sl_exchange *x, struct sl_plan *p)
         return;
     }
     p->claimed = p->group != NULL;
+    p->attempts++;
+    x->row.attempt = p->attempts;
     p->current = m;
     p->current_index = idx;
     p->attempt_start_us = now;
@@ -218,6 +220,27 @@ static struct sl_route_outcome outcome_of(const struct sl_plan *p, const struct 
     return o;
 }
 
+/* A failed attempt that the request goes on from gets a ledger row of its own, linked
+ * to the request's: which deployment, what it answered, and what the router did next. */
+static void record_attempt(struct sl_exchange *x, const struct sl_plan *p, int64_t now)
+{
+    struct sl_usage_row row = x->row;
+    if (!x->w->srv->ledger || !p->current)
+        return;
+    snprintf(row.id, sizeof(row.id), "%s/%d", x->id, p->attempts);
+    snprintf(row.provider, sizeof(row.provider), "%s", p->current->provider);
+    snprintf(row.upstream_model, sizeof(row.upstream_model), "%s", p->current->model);
+    snprintf(row.error, sizeof(row.error), "%.255s", p->last.message);
+    snprintf(row.why, sizeof(row.why), "%s", p->step.why ? p->step.why : "");
+    row.final = 0;
+    row.status = p->last.status;
+    row.prompt_tokens = row.completion_tokens = row.cached_tokens = row.reasoning_tokens = 0;
+    row.estimated = 0;
+    row.latency_us = now - p->attempt_start_us;
+    row.ttft_us = -1;
+    sl_ledger_record(x->w->srv->ledger, &row);
+}
+
 void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_error *e,
                     const char *retry_after)
 {
@@ -236,6 +259,8 @@ void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_er
         p->claimed = 0;
     }
     sl_route_attempts_next(&p->att, &o, now, &p->step);
+    if (p->step.action == SL_ACTION_TRY)
+        record_attempt(x, p, now);
     run_step(x, p, 0);
 }
 

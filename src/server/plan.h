@@ -26,6 +26,7 @@ struct sl_plan {
     size_t current_index;         /* its index in cfg->models */
     int claimed;                  /* current holds a routing claim not yet observed */
     int64_t attempt_start_us;
+    int attempts;                 /* attempts started */
     struct event *wait;           /* backoff before the next attempt */
     struct sl_error last;         /* why the last attempt failed */
     char retry_after[32];

@@ -128,6 +128,9 @@ static struct sl_exchange *exchange_new(struct sl_worker *w, struct evhttp_reque
     x->row.ttft_us = -1;
     make_id(x->id, sizeof(x->id));
     snprintf(x->row.id, sizeof(x->row.id), "%s", x->id);
+    snprintf(x->row.request_id, sizeof(x->row.request_id), "%s", x->id);
+    x->row.attempt = 1;
+    x->row.final = 1;
     x->evcon = evhttp_request_get_connection(req);
     if (x->evcon) {
         evhttp_connection_set_closecb(x->evcon, on_close, x);

@@ -32,18 +32,24 @@ static const char *const migrations[] = {
     " error TEXT NOT NULL);"
     "CREATE INDEX usage_ts ON usage(ts_ms);"
     "CREATE INDEX usage_model_ts ON usage(model, ts_ms);",
+    /* 2: every attempt of a routed request, linked to its request. */
+    "ALTER TABLE usage ADD COLUMN request_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE usage ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE usage ADD COLUMN final INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE usage ADD COLUMN why TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX usage_request ON usage(request_id);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char insert_sql[] =
     "INSERT INTO usage (id, ts_ms, key, model, provider, upstream_model, prompt_tokens,"
     " completion_tokens, cached_tokens, reasoning_tokens, estimated, status, stream,"
-    " client_gone, latency_us, ttft_us, error)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " client_gone, latency_us, ttft_us, error, request_id, attempt, final, why)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char totals_sql[] =
-    "SELECT model, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),"
-    " sum(reasoning_tokens), sum(estimated != 0), sum(status >= 400)"
+    "SELECT model, sum(final), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),"
+    " sum(reasoning_tokens), sum(estimated != 0 AND final), sum(status >= 400 AND final)"
     " FROM usage WHERE ts_ms >= ? GROUP BY model ORDER BY model";
 
 /* Locked or out of space can go away by itself; the caller may retry those. */
@@ -233,6 +239,10 @@ static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
     sqlite3_bind_int64(st, 15, r->latency_us);
     sqlite3_bind_int64(st, 16, r->ttft_us);
     bind_text(st, 17, r->error, sizeof(r->error));
+    bind_text(st, 18, r->request_id, sizeof(r->request_id));
+    sqlite3_bind_int(st, 19, r->attempt);
+    sqlite3_bind_int(st, 20, r->final);
+    bind_text(st, 21, r->why, sizeof(r->why));
 }
 
 static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,

@@ -94,6 +94,9 @@ static void make_row(struct sl_usage_row *r, int thread, int i)
     r->completion_tokens = 2 * (int64_t)i;
     r->status = 200;
     r->ttft_us = -1;
+    snprintf(r->request_id, sizeof(r->request_id), "%s", r->id);
+    r->attempt = 1;
+    r->final = 1;
 }
 
 struct worker {
@@ -290,8 +293,8 @@ static void test_reopen_keeps_rows_and_schema(void **state)
     assert_true(applied > 0);
     record_and_close(f, 5);
     assert_int_equal(query_int(f->path, "SELECT count(*) FROM usage"), 15);
-    assert_int_equal(query_int(f->path, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(query_int(f->path, "SELECT max(version) FROM schema_version"), 1);
+    assert_int_equal(query_int(f->path, "SELECT count(*) FROM schema_version"), 2);
+    assert_int_equal(query_int(f->path, "SELECT max(version) FROM schema_version"), 2);
     assert_int_equal(query_int(f->path, "SELECT applied_ms FROM schema_version"), applied);
     /* WAL is recorded in the file header: bytes 18 and 19 are 2 (1 = rollback journal). */
     unsigned char header[20] = {0};
@@ -328,6 +331,37 @@ static void assert_total(const struct sl_usage_total *t, const char *model, int6
     assert_int_equal(t->reasoning_tokens, requests);
     assert_int_equal(t->estimated, estimated);
     assert_int_equal(t->errors, errors);
+}
+
+/* Attempt rows (final = 0) add their tokens but are not requests or errors. */
+static void test_attempt_rows_are_not_requests(void **state)
+{
+    struct fixture *f = *state;
+    struct sl_ledger *l = open_ledger(f);
+    struct sl_usage_row r;
+    make_row(&r, 1, 3);
+    r.status = 502;
+    r.final = 0;
+    r.attempt = 1;
+    snprintf(r.why, sizeof(r.why), "fall over: 502");
+    sl_ledger_record(l, &r);
+    make_row(&r, 1, 3);
+    r.attempt = 2;
+    sl_ledger_record(l, &r);
+    sl_ledger_close(l);
+    assert_int_equal(query_int(f->path, "SELECT count(*) FROM usage WHERE request_id = 'req-1-3'"), 2);
+    assert_int_equal(query_int(f->path, "SELECT attempt FROM usage WHERE final = 1"), 2);
+    struct sl_store *s;
+    char err[256];
+    assert_int_equal(sl_store_open(f->url, 0, &s, err, sizeof(err)), SL_STORE_OK);
+    struct sl_usage_total *t;
+    size_t n;
+    assert_int_equal(sl_store_usage_totals(s, 0, &t, &n, err, sizeof(err)), SL_STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(t[0].requests, 1);
+    assert_int_equal(t[0].errors, 0);
+    free(t);
+    sl_store_close(s);
 }
 
 static void test_usage_totals(void **state)
@@ -393,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_retried_while_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_rows_and_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attempt_rows_are_not_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_totals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_urls, setup, teardown),
     };
