@@ -192,7 +192,7 @@ void sl_plan_start(struct sl_exchange *x, struct sl_plan *p)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
     const char *t = evhttp_find_header(in, "x-stainless-timeout"); /* the SDKs' own timeout, s */
-    int64_t now = sl_now_us(), client_ms = t ? (int64_t)(atof(t) * 1000) : 0;
+    int64_t now = sl_now_us(), client_ms = t ? sl_json_clamp_int(atof(t) * 1000) : 0;
     p->wait = evtimer_new(x->w->base, on_wait_done, x);
     if (!p->wait) {
         sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
