@@ -290,8 +290,10 @@ static void on_plan_finish(struct sl_exchange *x)
         o.result = SL_OUTCOME_CANCELLED;
     else if (x->row.error[0])
         o.result = SL_OUTCOME_STALL; /* a stream that broke after it began */
-    if (x->row.ttft_us >= 0)
-        o.ttft_us = x->row.ttft_us;
+    /* The attempt's own time to first token (not the request's, which includes the
+     * attempts before it); for a whole reply, the time it took. */
+    o.ttft_us = x->row.ttft_us >= 0 ? x->t_start_us + x->row.ttft_us - p->attempt_start_us
+                                    : now - p->attempt_start_us;
     sl_route_observe(x->snap->health, p->current_index, &o, now);
     p->claimed = 0;
 }
