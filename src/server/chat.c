@@ -368,6 +368,17 @@ static void reply_whole(struct chat *c)
         p++; /* DeepSeek sends blank lines while a non-stream request waits */
         n--;
     }
+    if (c->plan->group && c->plan->group->strategy == SL_STRATEGY_TIERS) {
+        cJSON *obj = cJSON_ParseWithLength(p, n);
+        int escalate = obj && sl_plan_escalates(c->plan, obj);
+        if (escalate)
+            sl_openai_usage(obj, &c->usage);
+        cJSON_Delete(obj);
+        if (escalate) {
+            sl_plan_escalate(c->x, c->plan, &c->usage);
+            return;
+        }
+    }
     if (!reply_usage(p, n, &c->usage)) {
         /* No usage where OpenAI puts it (Moonshot's is in the choice), or no object at
          * all: the whole parse says which, and gives the estimate. */

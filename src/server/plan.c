@@ -211,6 +211,8 @@ static struct sl_route_outcome outcome_of(const struct sl_plan *p, const struct 
                                  .retry_after_ms = -1};
     if (strcmp(e->code, "upstream_unreachable") == 0)
         o.result = SL_OUTCOME_CONNECT;
+    else if (strcmp(e->code, "invalid_json") == 0)
+        o.result = SL_OUTCOME_CANCELLED; /* not the deployment's health: move up a tier */
     else if (strcmp(e->code, "upstream_timeout") == 0)
         o.result = SL_OUTCOME_TIMEOUT;
     int64_t ms;
@@ -234,7 +236,10 @@ static void record_attempt(struct sl_exchange *x, const struct sl_plan *p, int64
     snprintf(row.why, sizeof(row.why), "%s", p->step.why ? p->step.why : "");
     row.final = 0;
     row.status = p->last.status;
-    row.prompt_tokens = row.completion_tokens = row.cached_tokens = row.reasoning_tokens = 0;
+    row.prompt_tokens = p->spent.prompt; /* billed even though the answer was not used */
+    row.completion_tokens = p->spent.completion;
+    row.cached_tokens = p->spent.cached;
+    row.reasoning_tokens = p->spent.reasoning;
     row.estimated = 0;
     row.latency_us = now - p->attempt_start_us;
     row.ttft_us = -1;
@@ -259,9 +264,40 @@ void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_er
         p->claimed = 0;
     }
     sl_route_attempts_next(&p->att, &o, now, &p->step);
+    if (p->step.action == SL_ACTION_TRY && o.result == SL_OUTCOME_CANCELLED)
+        p->step.why = "escalate: invalid JSON in JSON mode";
     if (p->step.action == SL_ACTION_TRY)
         record_attempt(x, p, now);
+    p->spent = (struct sl_usage){0};
     run_step(x, p, 0);
+}
+
+int sl_plan_escalates(const struct sl_plan *p, const cJSON *completion)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(p->req, "response_format");
+    const char *type = sl_json_str(rf, "type", "text");
+    if (!p->group || p->group->strategy != SL_STRATEGY_TIERS || p->stream ||
+        strcmp(type, "text") == 0 || p->att.next >= p->route.n)
+        return 0;
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(completion, "choices");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(choices, 0), "message");
+    const char *content = sl_json_str(msg, "content", NULL);
+    if (!content)
+        return 0; /* a tool call, or a refusal: not a JSON answer gone wrong */
+    cJSON *parsed = cJSON_Parse(content);
+    int bad = !parsed;
+    cJSON_Delete(parsed);
+    return bad;
+}
+
+void sl_plan_escalate(struct sl_exchange *x, struct sl_plan *p, const struct sl_usage *spent)
+{
+    struct sl_error e;
+    sl_error_set(&e, 502, "upstream_error", "%s answered invalid JSON in JSON mode",
+                 p->current ? p->current->name : "the deployment");
+    snprintf(e.code, sizeof(e.code), "invalid_json");
+    p->spent = *spent;
+    sl_plan_failed(x, p, &e, NULL);
 }
 
 struct sl_timeouts sl_plan_timeouts(const struct sl_plan *p, const struct sl_model_cfg *m)

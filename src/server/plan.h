@@ -29,6 +29,7 @@ struct sl_plan {
     int attempts;                 /* attempts started */
     struct event *wait;           /* backoff before the next attempt */
     struct sl_error last;         /* why the last attempt failed */
+    struct sl_usage spent;        /* tokens a failed attempt used anyway (an escalation) */
     char retry_after[32];
 };
 
@@ -48,6 +49,12 @@ void sl_plan_start(struct sl_exchange *x, struct sl_plan *p);
  * retry_after may be NULL) and goes on with the plan. */
 void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_error *e,
                     const char *retry_after);
+
+/* Escalation: true when completion (a whole canonical reply) asked for JSON by a tiers
+ * group's request is not valid JSON and a higher tier is left to try. The path then
+ * hands the attempt back with sl_plan_escalate. */
+int sl_plan_escalates(const struct sl_plan *p, const cJSON *completion);
+void sl_plan_escalate(struct sl_exchange *x, struct sl_plan *p, const struct sl_usage *spent);
 
 /* The upstream timeouts of an attempt on m: the provider's, with the total cut to
  * what the plan allows. */

@@ -176,6 +176,11 @@ static void reply_whole(struct tx *t)
         reply_error(t, &e, NULL);
         return;
     }
+    if (sl_plan_escalates(t->plan, completion)) {
+        cJSON_Delete(completion);
+        sl_plan_escalate(t->x, t->plan, &t->usage);
+        return;
+    }
     struct sl_buf b = SL_BUF_INIT(SL_MAX_UPSTREAM_BODY * 2);
     t->est_completion = sl_openai_estimate_output(completion);
     int rc = t->cf->encode_reply(completion, &t->usage, &b);

@@ -15,6 +15,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -27,6 +28,7 @@ let tmp, simA, simB, serve, client, base;
 // A provider that resets (RST) every connection as soon as a request arrives: nothing is
 // ever answered, so no connection to it is ever reused, and it counts what it received.
 let rst, rstRequests = 0;
+let junk, junkRequests = 0; // answers every chat request with text where JSON was asked
 let nonce = 0;
 // A unique message text per request: the sim's fail_times counts per message text.
 const uniq = (s) => `${s} n${process.pid}x${++nonce}x${Date.now()}`;
@@ -58,6 +60,7 @@ const DEPLOYMENTS = [
   ['cx-small', 'A', 'context_window: 64'], ['cx-big', 'A', 'context_window: 100000'],
   ['t-simple', 'A', 'capabilities: [json]'], ['t-medium', 'A', 'capabilities: [tools, json]'],
   ['t-complex', 'A'], ['t-long', 'A'],
+  ['es-cheap', 'J'], ['es-strong', 'A'],
   ['w-3', 'A'], ['w-1', 'A'],
   ['fb-a', 'A'], ['fb-b', 'A'], ['fb-c', 'A'],
   ['c-exp', 'A', 'price_in: 5, price_out: 15'], ['c-free', 'A'],
@@ -81,6 +84,7 @@ const GROUPS = [
   `{ name: g-budget, deployments: [bu-a, bu-b, bu-c], retries: 1, ${OFF} }`,
   `{ name: g-budget3, deployments: [bv-a, bv-b, bv-dead], retries: 2, ${OFF} }`,
   '{ name: g-ctx, deployments: [cx-small, cx-big] }',
+  '{ name: g-escalate, strategy: tiers, tiers: { simple: [es-cheap], medium: [es-strong], complex: [es-strong], long: [es-strong] }, retries: 2 }',
   '{ name: g-tiers, strategy: tiers, tiers: { simple: [t-simple], medium: [t-medium], complex: [t-complex], long: [t-long] }, tier_words: [40, 400, 4000] }',
   '{ name: g-w, strategy: weighted, deployments: [w-3, w-1], weights: [3, 1] }',
   '{ name: g-fb, strategy: fallback, deployments: [fb-a, fb-b, fb-c] }',
@@ -102,7 +106,18 @@ before(async () => {
     sock.once('data', () => { rstRequests++; sock.resetAndDestroy(); });
   });
   await new Promise((r) => rst.listen(0, '127.0.0.1', r));
-  const target = { A: `${simA.url}/v1`, B: `${simB.url}/v1`, dead: `http://127.0.0.1:${dead}/v1`, R: `http://127.0.0.1:${rst.address().port}/v1` };
+  junk = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      junkRequests++;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ id: 'junk', object: 'chat.completion', created: 1, model: up('es-cheap'),
+        choices: [{ index: 0, message: { role: 'assistant', content: 'Sure! Here it is: {oops' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 5, completion_tokens: 9, total_tokens: 14 } }));
+    });
+  });
+  await new Promise((r) => junk.listen(0, '127.0.0.1', r));
+  const target = { A: `${simA.url}/v1`, B: `${simB.url}/v1`, dead: `http://127.0.0.1:${dead}/v1`, R: `http://127.0.0.1:${rst.address().port}/v1`, J: `http://127.0.0.1:${junk.address().port}/v1` };
   const cfg = [
     'server: { workers: 2 }',
     `store: ${q(`sqlite://${path.join(tmp, 'sluice.db')}`)}`,
@@ -130,6 +145,7 @@ after(async () => {
   await simA?.stop(5000);
   await simB?.stop(5000);
   await new Promise((r) => (rst ? rst.close(r) : r()));
+  await new Promise((r) => (junk ? junk.close(r) : r()));
   if (tmp && !process.env.KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -552,6 +568,16 @@ test('tiers: size picks the tier; a tools request skips deployments without tool
   assert.equal(tools.choices[0].message.tool_calls?.[0]?.function?.name, 'get_weather');
   const { r: json } = await chat('g-tiers', uniq('json please'), { response_format: { type: 'json_object' } });
   assert.equal(json.model, up('t-simple'), 't-simple has json');
+});
+
+test('escalation: invalid JSON from the cheap tier in JSON mode moves to the next tier; plain text stays', T, async () => {
+  const j0 = junkRequests;
+  const { r: json } = await chat('g-escalate', uniq('json please'), { response_format: { type: 'json_object' } });
+  assert.equal(json.model, up('es-strong'), 'escalated to the next tier');
+  assert.doesNotThrow(() => JSON.parse(json.choices[0].message.content));
+  assert.equal(junkRequests - j0, 1, 'the cheap tier was asked once');
+  const { r: text } = await chat('g-escalate', uniq('just talk'));
+  assert.equal(text.model, up('es-cheap'), 'no JSON asked: the cheap answer is the answer');
 });
 
 // ---- 11. weighted, fallback, pinning -------------------------------------------------------
