@@ -322,11 +322,7 @@ static void end_stream(struct chat *c, int status, const char *failure)
 static void reply_failure(struct chat *c, enum sl_upstream_result r, const char *detail)
 {
     struct sl_error e;
-    int status = r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
-    sl_metrics_upstream_error(c->model->provider, sl_upstream_result_name(r));
-    sl_error_set(&e, status, "upstream_error", "upstream %s (%s): %s", c->model->provider,
-                 sl_upstream_result_name(r), detail);
-    snprintf(e.code, sizeof(e.code), "%s", status == 504 ? "upstream_timeout" : "upstream_unreachable");
+    sl_exchange_upstream_failure(&e, c->model->provider, r, detail);
     sl_plan_failed(c->x, c->plan, &e, NULL);
 }
 
@@ -425,11 +421,8 @@ static void on_client_gone(struct sl_exchange *x)
     struct chat *c = x->state;
     sl_upstream_cancel(c->call);
     c->call = NULL;
-    if (!x->streaming)
-        x->status = 499; /* nginx's "client closed request" */
-    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
     fill_row(c);
-    sl_exchange_abandon(x);
+    sl_exchange_client_left(x);
 }
 
 /* ---- the path ---- */

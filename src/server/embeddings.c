@@ -79,19 +79,11 @@ static void fail(struct emb *e, int status, const char *type, const char *msg, c
     sl_exchange_error(e->x, status, type, msg, NULL, code);
 }
 
-static int timeout_status(enum sl_upstream_result r)
-{
-    return r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
-}
-
 static void fail_transport(struct emb *e, enum sl_upstream_result r, const char *detail)
 {
-    char msg[512];
-    int status = timeout_status(r);
-    snprintf(msg, sizeof(msg), "upstream %s (%s): %s", e->model->provider,
-             sl_upstream_result_name(r), detail);
-    sl_metrics_upstream_error(e->model->provider, sl_upstream_result_name(r));
-    fail(e, status, "upstream_error", msg, status == 504 ? "upstream_timeout" : "upstream_unreachable");
+    struct sl_error err;
+    sl_exchange_upstream_failure(&err, e->model->provider, r, detail);
+    fail(e, err.status, err.type, err.message, err.code);
 }
 
 /* A provider's HTTP error: its status and message, in OpenAI's shape. */

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "server/internal.h"
 #include "server/metrics.h"
+#include "upstream/upstream.h"
 
 void sl_exchange_overhead_begin(struct sl_exchange *x)
 {
@@ -100,6 +101,24 @@ void sl_exchange_account(struct sl_exchange *x, const struct sl_model_cfg *m,
         row->completion_tokens = est_completion;
         row->estimated = 1;
     }
+}
+
+void sl_exchange_upstream_failure(struct sl_error *e, const char *provider,
+                                  enum sl_upstream_result r, const char *detail)
+{
+    int status = r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
+    sl_metrics_upstream_error(provider, sl_upstream_result_name(r));
+    sl_error_set(e, status, "upstream_error", "upstream %s (%s): %s", provider,
+                 sl_upstream_result_name(r), detail);
+    snprintf(e->code, sizeof(e->code), "%s", status == 504 ? "upstream_timeout" : "upstream_unreachable");
+}
+
+void sl_exchange_client_left(struct sl_exchange *x)
+{
+    if (!x->streaming)
+        x->status = 499; /* nginx's "client closed request" */
+    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
+    sl_exchange_abandon(x);
 }
 
 void sl_exchange_first_token(struct sl_exchange *x)

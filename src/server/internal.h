@@ -120,6 +120,17 @@ struct sl_model_cfg;
 typedef struct cJSON cJSON;
 void sl_exchange_account(struct sl_exchange *x, const struct sl_model_cfg *m,
                          const struct sl_usage *u, const cJSON *messages, int64_t est_completion);
+/* The error for an upstream exchange that got no HTTP answer, or lost it: 502, or 504
+ * for a timeout, with the code the router reads ("upstream_unreachable",
+ * "upstream_timeout"); counted in /metrics. */
+enum sl_upstream_result;
+void sl_exchange_upstream_failure(struct sl_error *e, const char *provider,
+                                  enum sl_upstream_result r, const char *detail);
+
+/* The client left: marks the row (499 unless a stream had begun) and ends the exchange.
+ * The caller has already stopped its upstream work and accounted. */
+void sl_exchange_client_left(struct sl_exchange *x);
+
 /* Records the time to first token, once. */
 void sl_exchange_first_token(struct sl_exchange *x);
 

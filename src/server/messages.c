@@ -148,12 +148,9 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
         return;
     }
     if (r != SL_UP_OK) {
-        char msg[512];
-        int status = r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
-        sl_metrics_upstream_error(s->m->provider, sl_upstream_result_name(r));
-        snprintf(msg, sizeof(msg), "upstream %s (%s): %s", s->m->provider,
-                 sl_upstream_result_name(r), detail);
-        fail(s, status, "upstream_error", msg);
+        struct sl_error e;
+        sl_exchange_upstream_failure(&e, s->m->provider, r, detail);
+        sl_plan_failed(s->x, s->plan, &e, NULL);
         return;
     }
     if (s->meta.status < 200 || s->meta.status >= 300) {
@@ -181,11 +178,8 @@ static void on_client_gone(struct sl_exchange *x)
     struct pass *s = x->state;
     sl_upstream_cancel(s->call);
     s->call = NULL;
-    if (!x->streaming)
-        x->status = 499;
-    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
     account(s);
-    sl_exchange_abandon(x);
+    sl_exchange_client_left(x);
 }
 
 static int pass_headers(struct sl_exchange *x, const struct sl_provider_cfg *p, const char **h)

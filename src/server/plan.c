@@ -152,9 +152,7 @@ static void on_wait_done(evutil_socket_t fd, short what, void *arg)
 static void on_waiting_gone(struct sl_exchange *x)
 {
     evtimer_del(x->plan->wait);
-    x->status = 499;
-    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
-    sl_exchange_abandon(x);
+    sl_exchange_client_left(x);
 }
 
 static void begin_attempt(struct sl_exchange *x, struct sl_plan *p)

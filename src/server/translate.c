@@ -204,11 +204,7 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
     t->call = NULL;
     sl_exchange_overhead_begin(t->x);
     if (r != SL_UP_OK) {
-        int status = r == SL_UP_UNREACHABLE || r == SL_UP_BROKEN || r == SL_UP_TOO_BIG ? 502 : 504;
-        sl_metrics_upstream_error(t->m->provider, sl_upstream_result_name(r));
-        sl_error_set(&e, status, "upstream_error", "upstream %s (%s): %s", t->m->provider,
-                     sl_upstream_result_name(r), detail);
-        snprintf(e.code, sizeof(e.code), "%s", status == 504 ? "upstream_timeout" : "upstream_unreachable");
+        sl_exchange_upstream_failure(&e, t->m->provider, r, detail);
         if (t->relaying)
             end_stream(t, &e);
         else
@@ -238,11 +234,8 @@ static void on_client_gone(struct sl_exchange *x)
     struct tx *t = x->state;
     sl_upstream_cancel(t->call);
     t->call = NULL;
-    if (!x->streaming)
-        x->status = 499;
-    snprintf(x->row.error, sizeof(x->row.error), "client disconnected");
     account(t);
-    sl_exchange_abandon(x);
+    sl_exchange_client_left(x);
 }
 
 void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
