@@ -15,6 +15,7 @@ static const struct command {
     {"sim", cmd_sim, "run the simulated provider"},
     {"config", cmd_config, "check a configuration file"},
     {"usage", cmd_usage, "print token usage from the ledger"},
+    {"cost", cmd_cost, "cost reports, what-if and self-hosting comparisons"},
     {"version", cmd_version, "print the version"},
 };
 

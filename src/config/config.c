@@ -147,6 +147,7 @@ void sl_config_free(struct sl_config *cfg)
     for (size_t i = 0; i < cfg->nmodels; i++)
         release_model(&cfg->models[i]);
     sl_config_release_groups(cfg);
+    sl_config_release_pricing(cfg);
     free(cfg->providers);
     free(cfg->models);
     free(cfg->path);

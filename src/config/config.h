@@ -61,6 +61,30 @@ struct sl_server_cfg {
     char *log_level;       /* debug | info | warn | error */
 };
 
+/* ---- prices (pricing:), read by src/meter/catalog.c ------------------------------ */
+
+#define SL_MAX_PRICE_OVERRIDES 256
+#define SL_MAX_CATALOG_PATH    1024
+
+/* One pricing.overrides item. Fixed arrays, so the list is one allocation. */
+struct sl_price_override {
+    char model[SL_MAX_NAME + 1]; /* upstream model name */
+    char provider[32];           /* preset name; "" = every provider */
+    char currency[4];            /* "USD" (default) or "CNY" */
+    int64_t input, cached_input, output; /* micro-units per million tokens; cached_input
+                                            -1 = not written, the input price */
+    int line;
+};
+
+struct sl_pricing_cfg {
+    char catalog[SL_MAX_CATALOG_PATH]; /* path, relative to the working directory */
+    int catalog_line;     /* 0: the default path (a missing file is then no error) */
+    char currency[4];     /* reporting currency: "USD" or "CNY" */
+    int64_t usd_per_cny;  /* exchange rate in micro-units: 0.14 -> 140000 */
+    struct sl_price_override *overrides; /* freed by sl_config_release_pricing */
+    size_t noverrides;
+};
+
 struct sl_config {
     char *path;            /* file it was loaded from, or the name given */
     struct sl_server_cfg server;
@@ -73,6 +97,7 @@ struct sl_config {
     size_t nmodels;
     struct sl_group_cfg *groups; /* groups: names share one namespace with models */
     size_t ngroups;
+    struct sl_pricing_cfg pricing;
 };
 
 /* Loads and validates a YAML file. On success returns 0 and *out (free with
@@ -189,5 +214,9 @@ struct sl_group_cfg {
 
 /* Returns the group called name, or NULL. Valid as long as cfg. */
 const struct sl_group_cfg *sl_config_find_group(const struct sl_config *cfg, const char *name);
+
+/* Frees what pricing: allocated and empties its overrides; safe to call twice, so
+ * calling it before sl_config_free is always right (sl_config_free is to call it too). */
+void sl_config_release_pricing(struct sl_config *cfg);
 
 #endif

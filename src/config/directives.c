@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config/loader.h"
+#include "meter/cost.h"
 #include "providers/providers.h"
 #include "core/limits.h"
 #include "core/log.h"
@@ -551,6 +552,89 @@ static int seq_tier_words(struct loader *ld, const struct scalar *items, size_t 
     return 0;
 }
 
+/* ---- pricing: ------------------------------------------------------------------ */
+
+#define MAX_PRICE_MICROS ((int64_t)1000000 * SL_MICROS) /* as MAX_PRICE, in micro-units */
+#define MAX_RATE_MICROS  ((int64_t)1000 * SL_MICROS)    /* USD per CNY; more is a typo */
+
+static int parse_catalog_path(struct loader *ld, const struct scalar *v, void *base,
+                              const struct directive *d)
+{
+    struct sl_pricing_cfg *p = base;
+    if (v->len >= sizeof(p->catalog) || has_space_or_ctl(v->s)) {
+        sl_config_bad(ld, v->line, v->key, "expected a file path without spaces, shorter than "
+                      "%zu characters", sizeof(p->catalog));
+        return -1;
+    }
+    memcpy(p->catalog, v->s, v->len + 1);
+    p->catalog_line = v->line;
+    return 0;
+}
+
+/* Currencies sit in char[4] fields, wherever d->off puts them. */
+static int parse_currency(struct loader *ld, const struct scalar *v, void *base,
+                          const struct directive *d)
+{
+    if (sl_cost_check_currency(v->s)) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not one of USD, CNY", v->s);
+        return -1;
+    }
+    memcpy(FIELD(char, base, d), v->s, 4);
+    return 0;
+}
+
+static int parse_rate(struct loader *ld, const struct scalar *v, void *base,
+                      const struct directive *d)
+{
+    int64_t micros;
+    if (sl_cost_parse_decimal(v->s, MAX_RATE_MICROS, &micros) || micros == 0) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not an exchange rate above 0 with at "
+                      "most 6 decimals (USD for one CNY, e.g. 0.14)", v->s);
+        return -1;
+    }
+    *FIELD(int64_t, base, d) = micros;
+    return 0;
+}
+
+/* Money is kept exact: more than 6 decimals would be rounded, so it is refused. */
+static int parse_price_micros(struct loader *ld, const struct scalar *v, void *base,
+                              const struct directive *d)
+{
+    if (sl_cost_parse_decimal(v->s, MAX_PRICE_MICROS, FIELD(int64_t, base, d))) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a price per million tokens with at "
+                      "most 6 decimals (e.g. 0.27)", v->s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_override_model(struct loader *ld, const struct scalar *v, void *base,
+                                const struct directive *d)
+{
+    struct sl_price_override *o = base;
+    if (v->len > SL_MAX_NAME || has_space_or_ctl(v->s)) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.64s' is not a valid model name (at most %d characters, no spaces)", v->s,
+                      SL_MAX_NAME);
+        return -1;
+    }
+    memcpy(o->model, v->s, v->len + 1);
+    return 0;
+}
+
+static int parse_override_provider(struct loader *ld, const struct scalar *v, void *base,
+                                   const struct directive *d)
+{
+    struct sl_price_override *o = base;
+    if (v->len >= sizeof(o->provider) || !sl_preset_find(v->s)) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a provider preset (see "
+                      "docs/providers.md)", v->s);
+        return -1;
+    }
+    memcpy(o->provider, v->s, v->len + 1);
+    return 0;
+}
+
 /* To add a key: a row here (its default written as it would be in the file), a case in
  * tests/unit/test_config.c, and its line in docs/config.md (and examples/sluice.yaml
  * when users should see it). Parsing, defaults and "unknown key" hints follow. */
@@ -676,6 +760,46 @@ static void init_model(void *item, int line)
     ((struct sl_model_cfg *)item)->line = line;
 }
 
+#define OVR(field) offsetof(struct sl_price_override, field)
+static const struct directive override_rows[] = {
+    {.key = "model", .scalar = parse_override_model, .flags = D_REQUIRED},
+    {.key = "provider", .scalar = parse_override_provider},
+    {.key = "currency", .scalar = parse_currency, .off = OVR(currency)},
+    {.key = "input", .scalar = parse_price_micros, .off = OVR(input), .flags = D_REQUIRED},
+    {.key = "cached_input", .scalar = parse_price_micros, .off = OVR(cached_input)},
+    {.key = "output", .scalar = parse_price_micros, .off = OVR(output), .flags = D_REQUIRED},
+};
+static const struct table override_table = TABLE("a price override (model, input, output)",
+                                                 override_rows);
+
+static void init_override(void *item, int line)
+{
+    struct sl_price_override *o = item;
+    o->line = line;
+    memcpy(o->currency, "USD", 4);
+    o->cached_input = -1;
+}
+
+#define PRC(field) offsetof(struct sl_pricing_cfg, field)
+static const struct list overrides_list = {&override_table, sizeof(struct sl_price_override),
+                                           SL_MAX_PRICE_OVERRIDES, PRC(overrides),
+                                           PRC(noverrides), init_override};
+
+static const struct directive pricing_rows[] = {
+    {.key = "catalog", .scalar = parse_catalog_path, .def = "catalog/prices.yaml"},
+    {.key = "currency", .scalar = parse_currency, .off = PRC(currency), .def = "USD"},
+    {.key = "usd_per_cny", .scalar = parse_rate, .off = PRC(usd_per_cny), .def = "0.14"},
+    {.key = "overrides", .list = &overrides_list},
+};
+static const struct table pricing_table = TABLE("pricing", pricing_rows);
+
+void sl_config_release_pricing(struct sl_config *cfg)
+{
+    free(cfg->pricing.overrides);
+    cfg->pricing.overrides = NULL;
+    cfg->pricing.noverrides = 0;
+}
+
 #define TOP(field) offsetof(struct sl_config, field)
 static const struct list providers_list = {&provider_table, sizeof(struct sl_provider_cfg),
                                            SL_MAX_PROVIDERS, TOP(providers), TOP(nproviders),
@@ -694,5 +818,6 @@ static const struct directive top_rows[] = {
     {.key = "providers", .list = &providers_list},
     {.key = "models", .list = &models_list},
     {.key = "groups", .list = &groups_list},
+    {.key = "pricing", .map = &pricing_table, .off = TOP(pricing)},
 };
 const struct table sl_config_top_table = TABLE("the top level", top_rows);

@@ -28,6 +28,9 @@ struct sl_usage_row {
     int final;                      /* 1: the request's own row (one per request);
                                        0: an attempt that failed and was retried or moved on */
     char why[64];                   /* attempt rows: what the router did next and why */
+    int64_t cost_micros;            /* cost in micro-units (10^-6) of currency (sl_cost_row) */
+    char currency[4];               /* "USD" or "CNY"; "" = not priced yet */
+    int price_known;                /* 0: no price for the model; cost_micros is then 0 */
 };
 
 struct sl_ledger;

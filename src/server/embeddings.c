@@ -63,6 +63,7 @@ static void on_emb_cleanup(void *p)
 static void fill_row(struct emb *e)
 {
     struct sl_usage_row *row = &e->x->row;
+    e->x->model = e->model;
     snprintf(row->provider, sizeof(row->provider), "%s", e->model->provider);
     snprintf(row->upstream_model, sizeof(row->upstream_model), "%s", e->model->model);
     if (e->x->status < 400) {

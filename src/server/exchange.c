@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "formats/format.h"
 #include "formats/openai.h"
+#include "meter/cost.h"
 #include "meter/estimate.h"
 #include "meter/usage.h"
 #include "config/config.h"
@@ -70,6 +71,7 @@ static void finish(struct sl_exchange *x)
         evhttp_connection_set_closecb(x->evcon, NULL, NULL);
         evhttp_connection_set_timeout_tv(x->evcon, &tv);
     }
+    sl_cost_row(x->snap->catalog, x->model, row);
     sl_metrics_request(row);
     if (w->srv->ledger && row->model[0])
         sl_ledger_record(w->srv->ledger, row);
@@ -86,6 +88,7 @@ void sl_exchange_account(struct sl_exchange *x, const struct sl_model_cfg *m,
                          const struct sl_usage *u, const cJSON *messages, int64_t est_completion)
 {
     struct sl_usage_row *row = &x->row;
+    x->model = m;
     snprintf(row->provider, sizeof(row->provider), "%s", m->provider);
     snprintf(row->upstream_model, sizeof(row->upstream_model), "%s", m->model);
     if (u->present) {

@@ -21,6 +21,7 @@ struct sl_snapshot {
     atomic_int refs;
     struct sl_config *cfg;
     struct sl_route_health *health; /* breakers and latencies of cfg's deployments */
+    struct sl_catalog *catalog;     /* prices (catalog/ and pricing: in cfg) */
 };
 
 struct sl_server;
@@ -54,8 +55,9 @@ struct sl_server {
 /* Takes a reference on the current snapshot; release with sl_snapshot_release. */
 struct sl_snapshot *sl_snapshot_acquire(struct sl_server *srv);
 void sl_snapshot_release(struct sl_snapshot *s);
-/* Installs cfg as the current snapshot (takes ownership). */
-void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg);
+/* Installs cfg and its price catalog as the current snapshot (takes ownership). */
+struct sl_catalog;
+void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg, struct sl_catalog *catalog);
 
 struct sl_exchange;
 struct sl_plan;
@@ -81,6 +83,7 @@ struct sl_exchange {
     sl_gone_cb on_finish;      /* runs once when the exchange ends, before the arena goes */
     void *state;               /* the handler's own state, in the arena */
     struct sl_plan *plan;      /* the attempts of a chat or messages request */
+    const struct sl_model_cfg *model; /* the deployment the row is billed on */
     struct sl_usage_row row;   /* the ledger row, filled along the way */
 };
 

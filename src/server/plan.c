@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "meter/cost.h"
 #include "meter/estimate.h"
 
 static void on_req_cleanup(void *p)
@@ -241,6 +242,7 @@ static void record_attempt(struct sl_exchange *x, const struct sl_plan *p, int64
     row.estimated = 0;
     row.latency_us = now - p->attempt_start_us;
     row.ttft_us = -1;
+    sl_cost_row(x->snap->catalog, p->current, &row);
     sl_ledger_record(x->w->srv->ledger, &row);
 }
 

@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "meter/catalog.h"
 #include "route/route.h"
 #include "server/internal.h"
 #include "server/metrics.h"
@@ -38,26 +39,26 @@ void sl_snapshot_release(struct sl_snapshot *s)
 {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
         sl_route_health_free(s->health);
+        sl_catalog_free(s->catalog);
         sl_config_free(s->cfg);
         free(s);
     }
 }
 
-void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg)
+void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg, struct sl_catalog *catalog)
 {
     struct sl_snapshot *s = calloc(1, sizeof(*s));
-    if (!s) {
+    struct sl_route_health *health = s ? sl_route_health_new(cfg) : NULL;
+    if (!health) {
+        free(s);
+        sl_catalog_free(catalog);
         sl_config_free(cfg);
         return;
     }
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
-    s->health = sl_route_health_new(cfg);
-    if (!s->health) {
-        sl_config_free(cfg);
-        free(s);
-        return;
-    }
+    s->catalog = catalog;
+    s->health = health;
     pthread_mutex_lock(&srv->snap_lock);
     struct sl_snapshot *old = srv->snap;
     if (old) /* a reload neither closes an open breaker nor forgets latencies */
@@ -118,30 +119,40 @@ static void log_config(const struct sl_config *cfg, int sim)
     sl_info("no virtual keys are configured: sluice is open, any or no bearer token is accepted");
 }
 
-static struct sl_config *load(struct sl_server *srv, int *sim)
+static void log_errors(const struct sl_buf *errors)
+{
+    for (const char *line = errors->ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        sl_error("%.*s", nl ? (int)(nl - line) : (int)strlen(line), line);
+    }
+}
+
+/* The config and the price catalog it names, both valid, or NULL (problems logged). */
+static struct sl_config *load(struct sl_server *srv, int *sim, struct sl_catalog **catalog)
 {
     struct sl_config *cfg = NULL;
-    if (srv->config_path) {
-        struct sl_buf errors = SL_BUF_INIT(64 * 1024);
-        if (sl_config_load(srv->config_path, &cfg, &errors)) {
-            for (char *line = errors.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-                nl = strchr(line, '\n');
-                sl_error("%.*s", nl ? (int)(nl - line) : (int)strlen(line), line);
-            }
-            sl_buf_release(&errors);
-            return NULL;
-        }
-        sl_buf_release(&errors);
-    } else {
+    struct sl_buf errors = SL_BUF_INIT(64 * 1024);
+    *catalog = NULL;
+    if (!srv->config_path)
         cfg = sl_config_default();
+    else if (sl_config_load(srv->config_path, &cfg, &errors))
+        cfg = NULL;
+    if (cfg && !(*catalog = sl_catalog_from_config(cfg, &errors))) {
+        sl_config_free(cfg);
+        cfg = NULL;
     }
-    if (cfg && srv->listen_override) {
+    log_errors(&errors);
+    sl_buf_release(&errors);
+    if (!cfg)
+        return NULL;
+    if (srv->listen_override) {
         free(cfg->server.listen);
         cfg->server.listen = strdup(srv->listen_override);
     }
-    *sim = cfg ? add_sim(srv, cfg) : -1;
+    *sim = add_sim(srv, cfg);
     if (*sim < 0) {
         sl_error("cannot start the built-in simulated provider");
+        sl_catalog_free(*catalog);
         sl_config_free(cfg);
         return NULL;
     }
@@ -228,16 +239,17 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     struct signals *s = arg;
     int sim;
+    struct sl_catalog *catalog;
     if (!s->srv->config_path) {
         sl_info("SIGHUP: no config file to reload");
         return;
     }
-    struct sl_config *cfg = load(s->srv, &sim);
+    struct sl_config *cfg = load(s->srv, &sim, &catalog);
     if (!cfg) {
         sl_warn("SIGHUP: reload failed, keeping the running config");
         return;
     }
-    sl_snapshot_install(s->srv, cfg);
+    sl_snapshot_install(s->srv, cfg, catalog);
     sl_info("SIGHUP: config reloaded from %s (listen address and workers apply at restart)",
             s->srv->config_path);
     log_config(cfg, sim > 0);
@@ -311,12 +323,13 @@ int sl_server_run(const struct sl_serve_opts *opts)
     struct sl_server srv = {.config_path = opts->config_path, .listen_override = opts->listen};
     char err[256];
     int sim, rc = 1;
+    struct sl_catalog *catalog = NULL;
     pthread_mutex_init(&srv.snap_lock, NULL);
     evthread_use_pthreads();
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     srv.started_ms = sl_wall_ms();
-    struct sl_config *cfg = load(&srv, &sim);
+    struct sl_config *cfg = load(&srv, &sim, &catalog);
     if (!cfg)
         goto out;
     enum sl_log_level level;
@@ -324,10 +337,11 @@ int sl_server_run(const struct sl_serve_opts *opts)
         sl_log_set_level(level);
     if (sl_ledger_open(cfg->store, &srv.ledger, err, sizeof(err))) {
         sl_error("store %s: %s", cfg->store, err);
+        sl_catalog_free(catalog);
         sl_config_free(cfg);
         goto out;
     }
-    sl_snapshot_install(&srv, cfg);
+    sl_snapshot_install(&srv, cfg, catalog);
     if (!srv.snap) {
         sl_error("out of memory");
         sl_ledger_close(srv.ledger);

@@ -38,14 +38,19 @@ static const char *const migrations[] = {
     "ALTER TABLE usage ADD COLUMN final INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE usage ADD COLUMN why TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX usage_request ON usage(request_id);",
+    /* 3: the cost of each row (src/meter/cost.c); older rows stay unpriced. */
+    "ALTER TABLE usage ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE usage ADD COLUMN currency TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE usage ADD COLUMN price_known INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char insert_sql[] =
     "INSERT INTO usage (id, ts_ms, key, model, provider, upstream_model, prompt_tokens,"
     " completion_tokens, cached_tokens, reasoning_tokens, estimated, status, stream,"
-    " client_gone, latency_us, ttft_us, error, request_id, attempt, final, why)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " client_gone, latency_us, ttft_us, error, request_id, attempt, final, why,"
+    " cost_micros, currency, price_known)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char totals_sql[] =
     "SELECT model, sum(final), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),"
@@ -243,6 +248,9 @@ static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
     sqlite3_bind_int(st, 19, r->attempt);
     sqlite3_bind_int(st, 20, r->final);
     bind_text(st, 21, r->why, sizeof(r->why));
+    sqlite3_bind_int64(st, 22, r->cost_micros);
+    bind_text(st, 23, r->currency, sizeof(r->currency));
+    sqlite3_bind_int(st, 24, r->price_known);
 }
 
 static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
@@ -333,6 +341,124 @@ out:
     return result;
 }
 
+/* ---- grouped sums for the cost reports ----------------------------------------- */
+
+/* What each grouping selects as its two key columns; fixed text, never user input. */
+static const char *const group_exprs[][2] = {
+    [SL_BY_MODEL] = {"model", "''"},
+    [SL_BY_PROVIDER] = {"provider", "''"},
+    [SL_BY_DAY] = {"strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')", "''"},
+    [SL_BY_MONTH] = {"strftime('%Y-%m', ts_ms / 1000, 'unixepoch')", "''"},
+    [SL_BY_KEY] = {"key", "''"},
+    [SL_BY_TAG] = {"tags", "''"},
+    [SL_BY_UPSTREAM] = {"CASE upstream_model WHEN '' THEN model ELSE upstream_model END",
+                        "provider"},
+};
+
+/* Tags come with virtual keys; until the ledger has the column, say so plainly. */
+static int has_column(sqlite3 *db, const char *column, int *yes, char *err, size_t errlen)
+{
+    char sql[128];
+    int64_t n = 0;
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('usage') WHERE name = '%s'",
+             column);
+    int result = query_int(db, sql, &n, err, errlen);
+    *yes = n > 0;
+    return result;
+}
+
+static void read_text(sqlite3_stmt *st, int col, char *out, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, size, "%s", t ? (const char *)t : "");
+}
+
+static void read_group(sqlite3_stmt *st, struct sl_usage_group *g)
+{
+    read_text(st, 0, g->group, sizeof(g->group));
+    read_text(st, 1, g->provider, sizeof(g->provider));
+    read_text(st, 2, g->currency, sizeof(g->currency));
+    g->requests = sqlite3_column_int64(st, 3);
+    g->prompt_tokens = sqlite3_column_int64(st, 4);
+    g->completion_tokens = sqlite3_column_int64(st, 5);
+    g->cached_tokens = sqlite3_column_int64(st, 6);
+    g->reasoning_tokens = sqlite3_column_int64(st, 7);
+    g->cost_micros = sqlite3_column_int64(st, 8);
+    g->unpriced = sqlite3_column_int64(st, 9);
+}
+
+/* Makes room for one more group, doubling the array. */
+static int grow_groups(struct sl_usage_group **v, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    struct sl_usage_group *nv = realloc(*v, ncap * sizeof(**v));
+    if (!nv)
+        return -1;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t since_ms,
+                          sqlite3_stmt **st, char *err, size_t errlen)
+{
+    char sql[1024];
+    int yes = 1;
+    if ((unsigned)by >= sizeof(group_exprs) / sizeof(group_exprs[0])) {
+        snprintf(err, errlen, "sqlite: unknown grouping");
+        return SL_STORE_ERROR;
+    }
+    int result = by == SL_BY_TAG ? has_column(s->db, "tags", &yes, err, errlen) : SL_STORE_OK;
+    if (result == SL_STORE_OK && !yes) {
+        snprintf(err, errlen, "this ledger records no tags yet (they come with virtual keys)");
+        return SL_STORE_ERROR;
+    }
+    /* Requests are counted on request rows (final = 1); tokens and money on every row,
+     * since a failed attempt that the provider billed is real spend. */
+    snprintf(sql, sizeof(sql),
+             "SELECT %s, %s, currency, sum(final), sum(prompt_tokens), sum(completion_tokens),"
+             " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros),"
+             " sum(price_known = 0 AND prompt_tokens + completion_tokens > 0)"
+             " FROM usage WHERE ts_ms >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             group_exprs[by][0], group_exprs[by][1]);
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(*st, 1, since_ms);
+    return rc == SQLITE_OK ? SL_STORE_OK : map_error(s->db, rc, "usage groups", err, errlen);
+}
+
+static int sqlite_usage_groups(struct sl_store *base, int64_t since_ms, enum sl_usage_by by,
+                               struct sl_usage_group **out, size_t *n, char *err, size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct sl_usage_group *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_DONE;
+    int result = prepare_groups(s, by, since_ms, &st, err, errlen);
+    while (result == SL_STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow_groups(&v, len, &cap)) {
+            snprintf(err, errlen, "sqlite: out of memory");
+            result = SL_STORE_ERROR;
+            break;
+        }
+        read_group(st, &v[len++]);
+    }
+    if (result == SL_STORE_OK && rc != SQLITE_DONE)
+        result = map_error(s->db, rc, "usage groups", err, errlen);
+    sqlite3_finalize(st);
+    if (result) {
+        free(v);
+        v = NULL;
+        len = 0;
+    }
+    *out = v;
+    *n = len;
+    return result;
+}
+
 static void sqlite_close(struct sl_store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -347,6 +473,7 @@ static const struct sl_store_ops sqlite_ops = {
     .insert_usage = sqlite_insert_usage,
     .usage_totals = sqlite_usage_totals,
     .close = sqlite_close,
+    .usage_groups = sqlite_usage_groups,
 };
 
 /* The store backends, by URL scheme. To add one: a row here, src/store/<name>.c

@@ -30,6 +30,28 @@ struct sl_usage_total {
     int64_t errors;    /* rows with status >= 400 */
 };
 
+/* How sl_store_usage_groups groups rows. */
+enum sl_usage_by {
+    SL_BY_MODEL,    /* the model the client asked for */
+    SL_BY_PROVIDER,
+    SL_BY_DAY,      /* "YYYY-MM-DD", UTC */
+    SL_BY_MONTH,    /* "YYYY-MM", UTC */
+    SL_BY_KEY,      /* virtual key name */
+    SL_BY_TAG,      /* fails until the ledger records tags */
+    SL_BY_UPSTREAM, /* the model the provider was sent (else the asked one), and provider */
+};
+
+/* Sums over the rows of one group (and one currency) for the cost reports. */
+struct sl_usage_group {
+    char group[SL_MAX_NAME];    /* the model, provider, key, day or month */
+    char provider[SL_MAX_NAME]; /* SL_BY_UPSTREAM only, else "" */
+    char currency[4];           /* of cost_micros; "" for rows recorded unpriced */
+    int64_t requests;           /* request rows (final = 1) */
+    int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens; /* every row */
+    int64_t cost_micros;        /* every row */
+    int64_t unpriced;           /* rows with tokens but no known price */
+};
+
 struct sl_store;
 
 /* What a backend implements. A store is used by one thread at a time. */
@@ -41,6 +63,8 @@ struct sl_store_ops {
     int (*usage_totals)(struct sl_store *s, int64_t since_ms, struct sl_usage_total **out,
                         size_t *n, char *err, size_t errlen);
     void (*close)(struct sl_store *s);
+    int (*usage_groups)(struct sl_store *s, int64_t since_ms, enum sl_usage_by by,
+                        struct sl_usage_group **out, size_t *n, char *err, size_t errlen);
 };
 
 /* Every backend's store starts with this. */
@@ -73,6 +97,16 @@ static inline int sl_store_usage_totals(struct sl_store *s, int64_t since_ms,
                                         size_t errlen)
 {
     return s->ops->usage_totals(s, since_ms, out, n, err, errlen);
+}
+
+/* Sums the rows with ts_ms >= since_ms per group and currency, ordered by group,
+ * provider, currency. On success *out is a malloc'd array of *n groups (the caller
+ * frees it; NULL when *n is 0); SL_BY_TAG on a ledger without tags is an error. */
+static inline int sl_store_usage_groups(struct sl_store *s, int64_t since_ms,
+                                        enum sl_usage_by by, struct sl_usage_group **out,
+                                        size_t *n, char *err, size_t errlen)
+{
+    return s->ops->usage_groups(s, since_ms, by, out, n, err, errlen);
 }
 
 /* Closes the store and frees it. NULL is allowed. */
