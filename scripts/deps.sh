@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 pkgs=(cmake make gcc pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
       libfyaml-dev libsqlite3-dev libssl-dev sqlite3)
 if [ "${1:-}" = "--e2e" ]; then
-  pkgs+=(libcmocka-dev clang nodejs npm curl)
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev nodejs npm curl)
 fi
 
 missing=()
