@@ -336,6 +336,7 @@ static void reply_upstream_error(struct chat *c)
     sl_openai_upstream.decode_error(c->meta.status, c->body.ptr ? c->body.ptr : "", c->body.len, &e);
     if (e.status < 400 || e.status > 599)
         e.status = 502;
+    sl_plan_note_limits(c->plan, &c->meta);
     sl_plan_failed(c->x, c->plan, &e, c->meta.retry_after);
 }
 

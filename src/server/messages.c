@@ -161,6 +161,7 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
         s->uf->decode_error(s->meta.status, s->body.ptr ? s->body.ptr : "", s->body.len, &e);
         if (e.status < 400 || e.status > 599)
             e.status = 502;
+        sl_plan_note_limits(s->plan, &s->meta);
         sl_plan_failed(s->x, s->plan, &e, s->meta.retry_after);
         return;
     }

@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "meter/cost.h"
 #include "meter/estimate.h"
+#include "upstream/upstream.h"
 
 static void on_req_cleanup(void *p)
 {
@@ -36,6 +37,7 @@ struct sl_plan *sl_plan_new(struct sl_exchange *x, const struct sl_client_format
     p->raw = raw;
     p->raw_len = raw_len;
     p->stream = sl_json_bool(req, "stream", 0);
+    p->limit_ms = -1;
     x->row.stream = p->stream;
     x->plan = p;
     x->on_finish = on_plan_finish;
@@ -215,7 +217,9 @@ static struct sl_route_outcome outcome_of(const struct sl_plan *p, const struct 
     else if (strcmp(e->code, "upstream_timeout") == 0)
         o.result = SL_OUTCOME_TIMEOUT;
     int64_t ms;
-    if (p->retry_after[0] && sl_route_parse_retry_after(p->retry_after, sl_wall_ms(), &ms) == 0)
+    if (p->limit_ms >= 0)
+        o.retry_after_ms = p->limit_ms;
+    else if (p->retry_after[0] && sl_route_parse_retry_after(p->retry_after, sl_wall_ms(), &ms) == 0)
         o.retry_after_ms = ms;
     (void)now;
     return o;
@@ -246,6 +250,19 @@ static void record_attempt(struct sl_exchange *x, const struct sl_plan *p, int64
     sl_ledger_record(x->w->srv->ledger, &row);
 }
 
+void sl_plan_note_limits(struct sl_plan *p, const struct sl_upstream_meta *meta)
+{
+    struct sl_route_limit_hints h = {
+        .retry_after = meta->retry_after[0] ? meta->retry_after : NULL,
+        .retry_after_ms = meta->retry_after_ms[0] ? meta->retry_after_ms : NULL,
+        .reset_requests = meta->reset_requests[0] ? meta->reset_requests : NULL,
+        .reset_tokens = meta->reset_tokens[0] ? meta->reset_tokens : NULL,
+    };
+    p->limit_ms = h.retry_after || h.retry_after_ms || h.reset_requests || h.reset_tokens
+                      ? sl_route_limit_delay_ms(&h, sl_wall_ms())
+                      : -1;
+}
+
 void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_error *e,
                     const char *retry_after)
 {
@@ -259,6 +276,7 @@ void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_er
         return;
     }
     struct sl_route_outcome o = outcome_of(p, e, now);
+    p->limit_ms = -1; /* the hints were this attempt's */
     if (p->claimed) {
         sl_route_observe(x->snap->health, p->current_index, &o, now);
         p->claimed = 0;

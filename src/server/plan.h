@@ -31,6 +31,7 @@ struct sl_plan {
     struct sl_error last;         /* why the last attempt failed */
     struct sl_usage spent;        /* tokens a failed attempt used anyway (an escalation) */
     char retry_after[32];
+    int64_t limit_ms;             /* how long the provider said to wait (-1: it did not) */
 };
 
 /* A new plan in x's arena for a client of format cf. Takes ownership of req (freed
@@ -49,6 +50,11 @@ void sl_plan_start(struct sl_exchange *x, struct sl_plan *p);
  * retry_after may be NULL) and goes on with the plan. */
 void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_error *e,
                     const char *retry_after);
+
+/* Records the waiting hints of a provider's error reply (Retry-After, retry-after-ms,
+ * the x-ratelimit-reset-* headers) for the router, before sl_plan_failed. */
+struct sl_upstream_meta;
+void sl_plan_note_limits(struct sl_plan *p, const struct sl_upstream_meta *meta);
 
 /* Escalation: true when completion (a whole canonical reply) asked for JSON by a tiers
  * group's request is not valid JSON and a higher tier is left to try. The path then

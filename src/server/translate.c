@@ -225,6 +225,7 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
         t->uf->decode_error(t->meta.status, t->body.ptr ? t->body.ptr : "", t->body.len, &e);
         if (e.status < 400 || e.status > 599)
             e.status = 502;
+        sl_plan_note_limits(t->plan, &t->meta);
         reply_error(t, &e, t->meta.retry_after[0] ? t->meta.retry_after : e.retry_after);
     }
 }

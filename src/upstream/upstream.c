@@ -205,6 +205,9 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userp)
     } wanted[] = {
         {"content-type", offsetof(struct sl_upstream_meta, content_type), 128},
         {"retry-after", offsetof(struct sl_upstream_meta, retry_after), 64},
+        {"retry-after-ms", offsetof(struct sl_upstream_meta, retry_after_ms), 32},
+        {"x-ratelimit-reset-requests", offsetof(struct sl_upstream_meta, reset_requests), 32},
+        {"x-ratelimit-reset-tokens", offsetof(struct sl_upstream_meta, reset_tokens), 32},
         {"x-request-id", offsetof(struct sl_upstream_meta, request_id), 128},
         {"request-id", offsetof(struct sl_upstream_meta, request_id), 128},
     };

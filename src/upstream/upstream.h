@@ -27,6 +27,9 @@ struct sl_upstream_meta {
     int status;
     char content_type[128];
     char retry_after[64];     /* "" when absent */
+    char retry_after_ms[32];  /* retry-after-ms (OpenAI, Azure) */
+    char reset_requests[32];  /* x-ratelimit-reset-requests, a Go duration */
+    char reset_tokens[32];    /* x-ratelimit-reset-tokens */
     char request_id[128];     /* x-request-id / request-id of the provider */
 };
 

@@ -29,6 +29,7 @@ let tmp, simA, simB, serve, client, base;
 // ever answered, so no connection to it is ever reused, and it counts what it received.
 let rst, rstRequests = 0;
 let junk, junkRequests = 0; // answers every chat request with text where JSON was asked
+let limited; // answers 429 with only OpenAI's reset header: no Retry-After
 let nonce = 0;
 // A unique message text per request: the sim's fail_times counts per message text.
 const uniq = (s) => `${s} n${process.pid}x${++nonce}x${Date.now()}`;
@@ -61,6 +62,7 @@ const DEPLOYMENTS = [
   ['t-simple', 'A', 'capabilities: [json]'], ['t-medium', 'A', 'capabilities: [tools, json]'],
   ['t-complex', 'A'], ['t-long', 'A'],
   ['es-cheap', 'J'], ['es-strong', 'A'],
+  ['lim-a', 'L'], ['lim-b', 'A'],
   ['w-3', 'A'], ['w-1', 'A'],
   ['fb-a', 'A'], ['fb-b', 'A'], ['fb-c', 'A'],
   ['c-exp', 'A', 'price_in: 5, price_out: 15'], ['c-free', 'A'],
@@ -84,6 +86,7 @@ const GROUPS = [
   `{ name: g-budget, deployments: [bu-a, bu-b, bu-c], retries: 1, ${OFF} }`,
   `{ name: g-budget3, deployments: [bv-a, bv-b, bv-dead], retries: 2, ${OFF} }`,
   '{ name: g-ctx, deployments: [cx-small, cx-big] }',
+  `{ name: g-limits, deployments: [lim-a, lim-b], retries: 2, ${OFF} }`,
   '{ name: g-escalate, strategy: tiers, tiers: { simple: [es-cheap], medium: [es-strong], complex: [es-strong], long: [es-strong] }, retries: 2 }',
   '{ name: g-tiers, strategy: tiers, tiers: { simple: [t-simple], medium: [t-medium], complex: [t-complex], long: [t-long] }, tier_words: [40, 400, 4000] }',
   '{ name: g-w, strategy: weighted, deployments: [w-3, w-1], weights: [3, 1] }',
@@ -117,7 +120,15 @@ before(async () => {
     });
   });
   await new Promise((r) => junk.listen(0, '127.0.0.1', r));
-  const target = { A: `${simA.url}/v1`, B: `${simB.url}/v1`, dead: `http://127.0.0.1:${dead}/v1`, R: `http://127.0.0.1:${rst.address().port}/v1`, J: `http://127.0.0.1:${junk.address().port}/v1` };
+  limited = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(429, { 'content-type': 'application/json', 'x-ratelimit-reset-requests': '6s' });
+      res.end(JSON.stringify({ error: { message: 'Rate limit reached for requests', type: 'requests', param: null, code: 'rate_limit_exceeded' } }));
+    });
+  });
+  await new Promise((r) => limited.listen(0, '127.0.0.1', r));
+  const target = { A: `${simA.url}/v1`, B: `${simB.url}/v1`, dead: `http://127.0.0.1:${dead}/v1`, R: `http://127.0.0.1:${rst.address().port}/v1`, J: `http://127.0.0.1:${junk.address().port}/v1`, L: `http://127.0.0.1:${limited.address().port}/v1` };
   const cfg = [
     'server: { workers: 2 }',
     `store: ${q(`sqlite://${path.join(tmp, 'sluice.db')}`)}`,
@@ -146,6 +157,7 @@ after(async () => {
   await simB?.stop(5000);
   await new Promise((r) => (rst ? rst.close(r) : r()));
   await new Promise((r) => (junk ? junk.close(r) : r()));
+  await new Promise((r) => (limited ? limited.close(r) : r()));
   if (tmp && !process.env.KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -568,6 +580,15 @@ test('tiers: size picks the tier; a tools request skips deployments without tool
   assert.equal(tools.choices[0].message.tool_calls?.[0]?.function?.name, 'get_weather');
   const { r: json } = await chat('g-tiers', uniq('json please'), { response_format: { type: 'json_object' } });
   assert.equal(json.model, up('t-simple'), 't-simple has json');
+});
+
+test('429 with only x-ratelimit-reset-requests: the next deployment answers; the first is held back for the reset', T, async () => {
+  const { r } = await chat('g-limits', uniq('limited by headers'));
+  assert.equal(r.model, up('lim-b'));
+  const d = await deployment('lim-a');
+  assert.ok(d.rate_limited_for_ms > 4000 && d.rate_limited_for_ms <= 6000,
+    `rate limited for ${d.rate_limited_for_ms} ms, from "x-ratelimit-reset-requests: 6s"`);
+  assert.equal(d.breaker, 'closed', 'a 429 is not a failure');
 });
 
 test('escalation: invalid JSON from the cheap tier in JSON mode moves to the next tier; plain text stays', T, async () => {
