@@ -85,6 +85,8 @@ struct sl_pricing_cfg {
     size_t noverrides;
 };
 
+#define SL_MAX_MASTER_KEY 256
+
 struct sl_config {
     char *path;            /* file it was loaded from, or the name given */
     struct sl_server_cfg server;
@@ -98,6 +100,9 @@ struct sl_config {
     struct sl_group_cfg *groups; /* groups: names share one namespace with models */
     size_t ngroups;
     struct sl_pricing_cfg pricing;
+    /* master_key: authorises the admin API (/admin/keys); "" = none, admin keys refused.
+     * A fixed array so sl_config_free needs no change; never logged or echoed. */
+    char master_key[SL_MAX_MASTER_KEY + 1];
 };
 
 /* Loads and validates a YAML file. On success returns 0 and *out (free with
@@ -194,6 +199,12 @@ struct sl_hedge_cfg {
     int p95;      /* 1: the deployment's observed p95 time to first token */
 };
 
+/* Active health checks: interval 0 = off. */
+struct sl_health_check_cfg {
+    int interval_ms; /* how often each deployment of the group is probed */
+    int timeout_ms;  /* one probe */
+};
+
 struct sl_group_cfg {
     char *name;
     enum sl_strategy strategy;
@@ -210,6 +221,7 @@ struct sl_group_cfg {
     size_t *members; /* resolved: cfg->models indexes, deployments then tier-only names */
     size_t nmembers;
     int line;
+    struct sl_health_check_cfg health_check;
 };
 
 /* Returns the group called name, or NULL. Valid as long as cfg. */

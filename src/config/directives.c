@@ -251,6 +251,33 @@ static int parse_api_key(struct loader *ld, const struct scalar *v, void *base,
     return v->len ? set_string(ld, v, base, d) : 0;
 }
 
+/* The built-in default is "${SLUICE_MASTER_KEY}", and defaults reach here unexpanded
+ * (line 0), so expand it here. Unset, empty or unusable (too long, spaces) means no
+ * master key: the admin API then refuses every call, which fails closed. Never echoed. */
+static int parse_master_key(struct loader *ld, const struct scalar *v, void *base,
+                            const struct directive *d)
+{
+    struct sl_buf buf = SL_BUF_INIT(SL_MAX_MASTER_KEY);
+    char unset[SL_MAX_NAME];
+    const char *why = NULL, *s = v->s;
+    char *field = FIELD(char, base, d);
+    int bad = strlen(s) > SL_MAX_MASTER_KEY || has_space_or_ctl(s);
+    if (v->line == 0) {
+        int failed = sl_config_expand_env(v->s, v->len, &buf, unset, sizeof(unset), &why);
+        s = failed || has_space_or_ctl(buf.ptr) ? "" : buf.ptr;
+        bad = 0;
+    }
+    if (bad)
+        sl_config_bad(ld, v->line, v->key, "expected at most %d characters, no spaces",
+                      SL_MAX_MASTER_KEY);
+    else
+        memcpy(field, s, strlen(s) + 1);
+    if (buf.ptr)
+        explicit_bzero(buf.ptr, buf.len);
+    sl_buf_release(&buf);
+    return bad ? -1 : 0;
+}
+
 static int parse_embeddings(struct loader *ld, const struct scalar *v, void *base,
                             const struct directive *d)
 {
@@ -715,6 +742,13 @@ static const struct directive breaker_rows[] = {
 };
 static const struct table breaker_table = TABLE("breaker", breaker_rows);
 
+#define HCK(field) offsetof(struct sl_health_check_cfg, field)
+static const struct directive health_rows[] = {
+    {.key = "interval", .scalar = parse_duration, .off = HCK(interval_ms), .flags = D_REQUIRED},
+    {.key = "timeout", .scalar = parse_duration, .off = HCK(timeout_ms)},
+};
+static const struct table health_table = TABLE("health_check (interval, timeout)", health_rows);
+
 static const struct directive hedge_rows[] = {
     {.key = "after", .scalar = parse_hedge_after, .flags = D_REQUIRED},
 };
@@ -733,6 +767,7 @@ static const struct directive group_rows[] = {
     {.key = "attempt_timeout", .scalar = parse_duration, .off = GRP(attempt_timeout_ms)},
     {.key = "breaker", .map = &breaker_table, .off = GRP(breaker)},
     {.key = "hedge", .map = &hedge_table, .off = GRP(hedge)},
+    {.key = "health_check", .map = &health_table, .off = GRP(health_check)},
 };
 static const struct table group_table = TABLE("a group (name, deployments)", group_rows);
 
@@ -746,6 +781,7 @@ static void init_group(void *item, int line)
     g->breaker = (struct sl_breaker_cfg){.window_ms = 30 * 1000, .min_requests = 10,
                                          .error_rate = 0.5, .consecutive = 5,
                                          .cooldown_ms = 10 * 1000};
+    g->health_check.timeout_ms = 2000;
 }
 
 static void init_provider(void *item, int line)
@@ -819,5 +855,7 @@ static const struct directive top_rows[] = {
     {.key = "models", .list = &models_list},
     {.key = "groups", .list = &groups_list},
     {.key = "pricing", .map = &pricing_table, .off = TOP(pricing)},
+    {.key = "master_key", .scalar = parse_master_key, .off = TOP(master_key),
+     .def = "${SLUICE_MASTER_KEY}", .flags = D_EMPTY_OK},
 };
 const struct table sl_config_top_table = TABLE("the top level", top_rows);

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "meter/catalog.h"
 #include "route/route.h"
+#include "server/health_check.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "server/worker.h"
@@ -348,10 +349,12 @@ int sl_server_run(const struct sl_serve_opts *opts)
         goto out;
     }
     log_config(cfg, sim > 0);
-    if (run_workers(&srv, srv.snap->cfg) == 0) {
+    struct sl_checker *checker = NULL;
+    if (run_workers(&srv, srv.snap->cfg) == 0 && sl_checker_start(&srv, &checker) == 0) {
         wait_signals(&srv);
         rc = 0;
     }
+    sl_checker_stop(checker);
     for (int i = 0; i < srv.nworkers; i++)
         sl_worker_drain(&srv.workers[i]);
     for (int i = 0; i < srv.nworkers; i++)

@@ -63,6 +63,7 @@ const DEPLOYMENTS = [
   ['t-complex', 'A'], ['t-long', 'A'],
   ['es-cheap', 'J'], ['es-strong', 'A'],
   ['lim-a', 'L'], ['lim-b', 'A'],
+  ['hc-dead', 'dead'], ['hc-ok', 'A'],
   ['w-3', 'A'], ['w-1', 'A'],
   ['fb-a', 'A'], ['fb-b', 'A'], ['fb-c', 'A'],
   ['c-exp', 'A', 'price_in: 5, price_out: 15'], ['c-free', 'A'],
@@ -86,6 +87,7 @@ const GROUPS = [
   `{ name: g-budget, deployments: [bu-a, bu-b, bu-c], retries: 1, ${OFF} }`,
   `{ name: g-budget3, deployments: [bv-a, bv-b, bv-dead], retries: 2, ${OFF} }`,
   '{ name: g-ctx, deployments: [cx-small, cx-big] }',
+  '{ name: g-health, deployments: [hc-dead, hc-ok], health_check: { interval: 200ms, timeout: 1s }, breaker: { consecutive: 3, cooldown: 60s } }',
   `{ name: g-limits, deployments: [lim-a, lim-b], retries: 2, ${OFF} }`,
   '{ name: g-escalate, strategy: tiers, tiers: { simple: [es-cheap], medium: [es-strong], complex: [es-strong], long: [es-strong] }, retries: 2 }',
   '{ name: g-tiers, strategy: tiers, tiers: { simple: [t-simple], medium: [t-medium], complex: [t-complex], long: [t-long] }, tier_words: [40, 400, 4000] }',
@@ -589,6 +591,19 @@ test('429 with only x-ratelimit-reset-requests: the next deployment answers; the
   assert.ok(d.rate_limited_for_ms > 4000 && d.rate_limited_for_ms <= 6000,
     `rate limited for ${d.rate_limited_for_ms} ms, from "x-ratelimit-reset-requests: 6s"`);
   assert.equal(d.breaker, 'closed', 'a 429 is not a failure');
+});
+
+test('active health checks: a dead deployment is found and its breaker opened with no client traffic', T, async () => {
+  const d = await waitFor(async () => {
+    const x = await deployment('hc-dead');
+    return x.breaker === 'open' ? x : null;
+  }, 5000);
+  assert.equal(d.breaker, 'open', 'probes every 200 ms: 3 failures open it');
+  assert.equal((await deployment('hc-ok')).breaker, 'closed');
+  const e0 = await upstreamErrors();
+  const { r } = await chat('g-health', uniq('after the probes'));
+  assert.equal(r.model, up('hc-ok'));
+  assert.equal(errs(await upstreamErrors(), 'hc-dead') - errs(e0, 'hc-dead'), 0, 'the request never tried the dead one');
 });
 
 test('escalation: invalid JSON from the cheap tier in JSON mode moves to the next tier; plain text stays', T, async () => {
