@@ -8,6 +8,7 @@ int cmd_sim(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_cost(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 /* True when argv holds -h or --help. */

@@ -16,6 +16,7 @@ static const struct command {
     {"config", cmd_config, "check a configuration file"},
     {"usage", cmd_usage, "print token usage from the ledger"},
     {"cost", cmd_cost, "cost reports, what-if and self-hosting comparisons"},
+    {"keys", cmd_keys, "create, list and revoke virtual keys"},
     {"version", cmd_version, "print the version"},
 };
 

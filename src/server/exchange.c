@@ -76,6 +76,7 @@ static void finish(struct sl_exchange *x)
     if (w->srv->ledger && row->model[0])
         sl_ledger_record(w->srv->ledger, row);
     sl_snapshot_release(x->snap);
+    sl_keyset_release(x->keyset);
     sl_arena_free(x->arena);
     w->inflight--;
     atomic_fetch_sub(&w->srv->inflight, 1);

@@ -39,11 +39,18 @@ struct sl_worker {
     int inflight;             /* exchanges alive on this worker */
 };
 
+/* The virtual keys in force, replaced whole when an admin call changes them. */
+struct sl_keyset {
+    atomic_int refs;
+    struct sl_keys *keys;
+};
+
 struct sl_server {
     struct sl_worker *workers;
     int nworkers;
-    pthread_mutex_t snap_lock;
+    pthread_mutex_t snap_lock;     /* guards snap and keyset (the pointers, not their contents) */
     struct sl_snapshot *snap;
+    struct sl_keyset *keyset;
     struct sl_ledger *ledger;
     struct sl_sim *sim;
     const char *config_path;
@@ -51,6 +58,12 @@ struct sl_server {
     atomic_int inflight;
     int64_t started_ms;
 };
+
+/* The key table: acquire for a request, release after; reload after an admin change
+ * (or a config reload). Reload returns 0, or -1 with the old table kept. */
+struct sl_keyset *sl_keyset_acquire(struct sl_server *srv);
+void sl_keyset_release(struct sl_keyset *k);
+int sl_keyset_reload(struct sl_server *srv, const char *store_url);
 
 /* Takes a reference on the current snapshot; release with sl_snapshot_release. */
 struct sl_snapshot *sl_snapshot_acquire(struct sl_server *srv);
@@ -70,6 +83,7 @@ struct sl_exchange {
     struct evhttp_connection *evcon;
     struct sl_worker *w;
     struct sl_snapshot *snap;
+    struct sl_keyset *keyset;
     char id[40];
     int64_t t_start_us;
     int64_t overhead_us;       /* time spent in sluice so far, excluding upstream waits */
@@ -149,5 +163,16 @@ void sl_count_tokens_handle(struct sl_exchange *x);
 
 /* Reads the whole request body (already in memory); returns a view. */
 const char *sl_exchange_body(struct sl_exchange *x, size_t *len);
+
+/* Virtual keys' admin API (admin_keys.c): POST /admin/keys, GET /admin/keys and
+ * DELETE /admin/keys/ID (the route matches the "/admin/keys/" prefix). */
+void sl_admin_keys_create_handle(struct sl_exchange *x);
+void sl_admin_keys_list_handle(struct sl_exchange *x);
+void sl_admin_keys_revoke_handle(struct sl_exchange *x);
+/* Returns 1 when the request carries "Authorization: Bearer <master_key>" (compared in
+ * constant time). Otherwise replies itself, 403 when no master key is configured and
+ * 401 for a missing or wrong one, in OpenAI's error shape, and returns 0: the exchange
+ * is then over and the caller must not touch it. */
+int sl_admin_authorized(struct sl_exchange *x);
 
 #endif

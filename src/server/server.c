@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "meter/catalog.h"
+#include "meter/keys.h"
 #include "route/route.h"
 #include "server/health_check.h"
 #include "server/internal.h"
@@ -69,6 +70,44 @@ void sl_snapshot_install(struct sl_server *srv, struct sl_config *cfg, struct sl
     sl_snapshot_release(old);
 }
 
+struct sl_keyset *sl_keyset_acquire(struct sl_server *srv)
+{
+    pthread_mutex_lock(&srv->snap_lock);
+    struct sl_keyset *k = srv->keyset;
+    if (k)
+        atomic_fetch_add(&k->refs, 1);
+    pthread_mutex_unlock(&srv->snap_lock);
+    return k;
+}
+
+void sl_keyset_release(struct sl_keyset *k)
+{
+    if (k && atomic_fetch_sub(&k->refs, 1) == 1) {
+        sl_keys_free(k->keys);
+        free(k);
+    }
+}
+
+int sl_keyset_reload(struct sl_server *srv, const char *store_url)
+{
+    char err[256];
+    struct sl_keyset *k = calloc(1, sizeof(*k));
+    if (k)
+        k->keys = sl_keys_load(store_url, err, sizeof(err));
+    if (!k || !k->keys) {
+        sl_error("virtual keys: %s", k ? err : "out of memory");
+        free(k);
+        return -1;
+    }
+    atomic_init(&k->refs, 1);
+    pthread_mutex_lock(&srv->snap_lock);
+    struct sl_keyset *old = srv->keyset;
+    srv->keyset = k;
+    pthread_mutex_unlock(&srv->snap_lock);
+    sl_keyset_release(old);
+    return 0;
+}
+
 static size_t enabled_providers(const struct sl_config *cfg)
 {
     size_t n = 0;
@@ -99,7 +138,7 @@ static int add_sim(struct sl_server *srv, struct sl_config *cfg)
     return 1;
 }
 
-static void log_config(const struct sl_config *cfg, int sim)
+static void log_config(const struct sl_config *cfg, int sim, size_t keys)
 {
     for (size_t i = 0; i < cfg->nproviders; i++) {
         const struct sl_provider_cfg *p = &cfg->providers[i];
@@ -117,7 +156,11 @@ static void log_config(const struct sl_config *cfg, int sim)
         sl_info("no provider key is set: serving the built-in simulated provider (models "
                 "sim-small, sim-large, sim-reasoner). Set e.g. DEEPSEEK_API_KEY to use a real "
                 "provider.");
-    sl_info("no virtual keys are configured: sluice is open, any or no bearer token is accepted");
+    if (keys == 0)
+        sl_info("no virtual keys exist: sluice is open to loopback clients only, with any or no "
+                "bearer token (create one with 'sluice keys create')");
+    else
+        sl_info("virtual keys exist (%zu created): every client request needs a live one", keys);
 }
 
 static void log_errors(const struct sl_buf *errors)
@@ -253,7 +296,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     sl_snapshot_install(s->srv, cfg, catalog);
     sl_info("SIGHUP: config reloaded from %s (listen address and workers apply at restart)",
             s->srv->config_path);
-    log_config(cfg, sim > 0);
+    sl_keyset_reload(s->srv, cfg->store);
+    struct sl_keyset *k = sl_keyset_acquire(s->srv);
+    log_config(cfg, sim > 0, k ? sl_keys_ever(k->keys) : 0);
+    sl_keyset_release(k);
 }
 
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -348,7 +394,11 @@ int sl_server_run(const struct sl_serve_opts *opts)
         sl_ledger_close(srv.ledger);
         goto out;
     }
-    log_config(cfg, sim > 0);
+    if (sl_keyset_reload(&srv, cfg->store)) {
+        sl_ledger_close(srv.ledger);
+        goto out;
+    }
+    log_config(cfg, sim > 0, sl_keys_ever(srv.keyset->keys));
     struct sl_checker *checker = NULL;
     if (run_workers(&srv, srv.snap->cfg) == 0 && sl_checker_start(&srv, &checker) == 0) {
         wait_signals(&srv);
@@ -364,6 +414,7 @@ int sl_server_run(const struct sl_serve_opts *opts)
 out:
     free(srv.workers);
     sl_snapshot_release(srv.snap);
+    sl_keyset_release(srv.keyset);
     sl_sim_stop(srv.sim);
     sl_metrics_reset();
     curl_global_cleanup();

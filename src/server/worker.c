@@ -14,29 +14,43 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "formats/format.h"
+#include "meter/keys.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "server/worker.h"
 #include "upstream/upstream.h"
 
+/* Who may call an endpoint. */
+enum access {
+    OPEN,   /* health and metrics */
+    CLIENT, /* a virtual key when any exists; loopback clients only while none does */
+    ADMIN,  /* the master key (the handler checks it: sl_admin_authorized) */
+};
+
 /* To add an endpoint: a row here, a handler in its own file declared in
- * internal.h, an end-to-end test, and a line in README.md. */
+ * internal.h, an end-to-end test, and a line in README.md. A path ending in '/'
+ * matches every path under it. */
 static const struct route {
     enum evhttp_cmd_type method;
     const char *path;
     sl_handler_fn fn;
+    enum access access;
 } routes[] = {
-    {EVHTTP_REQ_POST, "/v1/chat/completions", sl_chat_handle},
-    {EVHTTP_REQ_POST, "/chat/completions", sl_chat_handle},
-    {EVHTTP_REQ_POST, "/v1/embeddings", sl_embeddings_handle},
-    {EVHTTP_REQ_POST, "/embeddings", sl_embeddings_handle},
-    {EVHTTP_REQ_POST, "/v1/messages", sl_messages_handle},
-    {EVHTTP_REQ_POST, "/v1/messages/count_tokens", sl_count_tokens_handle},
-    {EVHTTP_REQ_GET, "/v1/models", sl_models_handle},
-    {EVHTTP_REQ_GET, "/models", sl_models_handle},
-    {EVHTTP_REQ_GET, "/health", sl_health_handle},
-    {EVHTTP_REQ_GET, "/metrics", sl_metrics_handle},
-    {EVHTTP_REQ_GET, "/admin/health", sl_admin_health_handle},
+    {EVHTTP_REQ_POST, "/v1/chat/completions", sl_chat_handle, CLIENT},
+    {EVHTTP_REQ_POST, "/chat/completions", sl_chat_handle, CLIENT},
+    {EVHTTP_REQ_POST, "/v1/embeddings", sl_embeddings_handle, CLIENT},
+    {EVHTTP_REQ_POST, "/embeddings", sl_embeddings_handle, CLIENT},
+    {EVHTTP_REQ_POST, "/v1/messages", sl_messages_handle, CLIENT},
+    {EVHTTP_REQ_POST, "/v1/messages/count_tokens", sl_count_tokens_handle, CLIENT},
+    {EVHTTP_REQ_GET, "/v1/models", sl_models_handle, CLIENT},
+    {EVHTTP_REQ_GET, "/models", sl_models_handle, CLIENT},
+    {EVHTTP_REQ_GET, "/health", sl_health_handle, OPEN},
+    {EVHTTP_REQ_GET, "/metrics", sl_metrics_handle, OPEN},
+    {EVHTTP_REQ_GET, "/admin/health", sl_admin_health_handle, OPEN},
+    {EVHTTP_REQ_POST, "/admin/keys", sl_admin_keys_create_handle, ADMIN},
+    {EVHTTP_REQ_GET, "/admin/keys", sl_admin_keys_list_handle, ADMIN},
+    {EVHTTP_REQ_DELETE, "/admin/keys/", sl_admin_keys_revoke_handle, ADMIN},
 };
 
 static void make_id(char *out, size_t cap)
@@ -101,7 +115,10 @@ static const struct route *find_route(const char *path, enum evhttp_cmd_type met
 {
     *path_known = 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(routes[i].path, path) != 0)
+        size_t n = strlen(routes[i].path);
+        int prefix = routes[i].path[n - 1] == '/';
+        if (prefix ? strncmp(routes[i].path, path, n) != 0 || !path[n]
+                   : strcmp(routes[i].path, path) != 0)
             continue;
         *path_known = 1;
         if (routes[i].method == method)
@@ -124,6 +141,7 @@ static struct sl_exchange *exchange_new(struct sl_worker *w, struct evhttp_reque
     x->t_start_us = sl_now_us();
     x->seg_start_us = x->t_start_us;
     x->snap = sl_snapshot_acquire(w->srv);
+    x->keyset = sl_keyset_acquire(w->srv);
     x->row.ts_ms = sl_wall_ms();
     x->row.ttft_us = -1;
     make_id(x->id, sizeof(x->id));
@@ -145,6 +163,48 @@ static struct sl_exchange *exchange_new(struct sl_worker *w, struct evhttp_reque
     return x;
 }
 
+static int is_loopback(struct evhttp_connection *evcon)
+{
+    char *addr = NULL;
+    ev_uint16_t port;
+    if (!evcon)
+        return 0;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    return addr && (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+                    strncmp(addr, "::ffff:127.", 11) == 0);
+}
+
+/* A client endpoint's gate: the virtual key (named in the ledger row), or, while no
+ * key exists, a loopback client. 0 lets the request through; else it is answered. */
+static int authenticate(struct sl_exchange *x, const char *path)
+{
+    const struct sl_keys *keys = x->keyset ? x->keyset->keys : NULL;
+    const struct sl_client_format *cf =
+        strncmp(path, "/v1/messages", 12) == 0 ? sl_client_format("anthropic") : &sl_openai_client;
+    struct sl_error e;
+    if (sl_keys_ever(keys) == 0) {
+        if (is_loopback(x->evcon))
+            return 0;
+        sl_error_set(&e, 401, "authentication_error",
+                     "no virtual key exists yet: sluice serves loopback clients only until one "
+                     "is created (sluice keys create)");
+    } else {
+        struct evkeyvalq *h = evhttp_request_get_input_headers(x->req);
+        const char *secret = sl_keys_presented(evhttp_find_header(h, "Authorization"),
+                                               evhttp_find_header(h, "x-api-key"));
+        const struct sl_key *k = sl_keys_find(keys, secret, sl_wall_ms());
+        if (k) {
+            snprintf(x->row.key, sizeof(x->row.key), "%.127s", k->name);
+            return 0;
+        }
+        sl_error_set(&e, 401, "authentication_error",
+                     "a valid virtual key is required (Authorization: Bearer, or x-api-key)");
+    }
+    snprintf(e.code, sizeof(e.code), "invalid_api_key");
+    sl_exchange_send_error(x, cf ? cf : &sl_openai_client, &e);
+    return -1;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct sl_worker *w = arg;
@@ -157,9 +217,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     int known;
     const struct route *r = find_route(path ? path : "", evhttp_request_get_command(req), &known);
-    if (r)
-        r->fn(x);
-    else if (known)
+    if (r) {
+        if (r->access != CLIENT || authenticate(x, path) == 0)
+            r->fn(x);
+    } else if (known)
         sl_exchange_error(x, 405, "invalid_request_error", "method not allowed for this path", NULL,
                           NULL);
     else

@@ -42,6 +42,12 @@ static const char *const migrations[] = {
     "ALTER TABLE usage ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE usage ADD COLUMN currency TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE usage ADD COLUMN price_known INTEGER NOT NULL DEFAULT 0;",
+    /* 4: virtual keys (src/meter/keys.c): the secret's SHA-256, never the secret. */
+    "CREATE TABLE keys ("
+    " id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,"
+    " prefix TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER NOT NULL, budget TEXT NOT NULL, rpm INTEGER NOT NULL,"
+    " tpm INTEGER NOT NULL, models TEXT NOT NULL, tags TEXT NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -459,6 +465,132 @@ static int sqlite_usage_groups(struct sl_store *base, int64_t since_ms, enum sl_
     return result;
 }
 
+/* ---- virtual keys ---------------------------------------------------------------- */
+
+/* Keys change rarely (an admin creating or revoking one), so each call prepares its
+ * statement instead of keeping it for the life of the store. */
+static const char insert_key_sql[] =
+    "INSERT INTO keys (id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget,"
+    " rpm, tpm, models, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char list_keys_sql[] =
+    "SELECT id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget, rpm, tpm,"
+    " models, tags FROM keys ORDER BY created_ms, id";
+static const char revoke_key_sql[] =
+    "UPDATE keys SET revoked_ms = CASE revoked_ms WHEN 0 THEN ? ELSE revoked_ms END"
+    " WHERE id = ?";
+
+static void bind_key(sqlite3_stmt *st, const struct sl_key *k)
+{
+    bind_text(st, 1, k->id, sizeof(k->id));
+    bind_text(st, 2, k->name, sizeof(k->name));
+    bind_text(st, 3, k->hash, sizeof(k->hash));
+    bind_text(st, 4, k->prefix, sizeof(k->prefix));
+    sqlite3_bind_int64(st, 5, k->created_ms);
+    sqlite3_bind_int64(st, 6, k->expires_ms);
+    sqlite3_bind_int64(st, 7, k->revoked_ms);
+    bind_text(st, 8, k->budget, sizeof(k->budget));
+    sqlite3_bind_int64(st, 9, k->rpm);
+    sqlite3_bind_int64(st, 10, k->tpm);
+    bind_text(st, 11, k->models, sizeof(k->models));
+    bind_text(st, 12, k->tags, sizeof(k->tags));
+}
+
+static int sqlite_insert_key(struct sl_store *base, const struct sl_key *k, char *err,
+                             size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, insert_key_sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        bind_key(st, k);
+        rc = sqlite3_step(st);
+    }
+    int result = rc == SQLITE_DONE ? SL_STORE_OK : map_error(s->db, rc, "insert key", err, errlen);
+    sqlite3_finalize(st);
+    return result;
+}
+
+static void read_key(sqlite3_stmt *st, struct sl_key *k)
+{
+    read_text(st, 0, k->id, sizeof(k->id));
+    read_text(st, 1, k->name, sizeof(k->name));
+    read_text(st, 2, k->hash, sizeof(k->hash));
+    read_text(st, 3, k->prefix, sizeof(k->prefix));
+    k->created_ms = sqlite3_column_int64(st, 4);
+    k->expires_ms = sqlite3_column_int64(st, 5);
+    k->revoked_ms = sqlite3_column_int64(st, 6);
+    read_text(st, 7, k->budget, sizeof(k->budget));
+    k->rpm = sqlite3_column_int64(st, 8);
+    k->tpm = sqlite3_column_int64(st, 9);
+    read_text(st, 10, k->models, sizeof(k->models));
+    read_text(st, 11, k->tags, sizeof(k->tags));
+}
+
+static int grow_keys(struct sl_key **v, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    struct sl_key *nv = realloc(*v, ncap * sizeof(**v));
+    if (!nv)
+        return -1;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+static int sqlite_list_keys(struct sl_store *base, struct sl_key **out, size_t *n, char *err,
+                            size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct sl_key *v = NULL;
+    size_t len = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    int result = SL_STORE_OK;
+    int rc = sqlite3_prepare_v2(s->db, list_keys_sql, -1, &st, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow_keys(&v, len, &cap)) {
+            snprintf(err, errlen, "sqlite: out of memory");
+            result = SL_STORE_ERROR;
+            break;
+        }
+        read_key(st, &v[len++]);
+        rc = SQLITE_OK;
+    }
+    if (result == SL_STORE_OK && rc != SQLITE_DONE)
+        result = map_error(s->db, rc, "list keys", err, errlen);
+    sqlite3_finalize(st);
+    if (result) {
+        free(v);
+        v = NULL;
+        len = 0;
+    }
+    *out = v;
+    *n = len;
+    return result;
+}
+
+static int sqlite_revoke_key(struct sl_store *base, const char *id, int64_t now_ms, char *err,
+                             size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, revoke_key_sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    int result = rc == SQLITE_DONE ? SL_STORE_OK : map_error(s->db, rc, "revoke key", err, errlen);
+    sqlite3_finalize(st);
+    /* The CASE matches every row with the id, revoked or not: no change means no key. */
+    if (result == SL_STORE_OK && sqlite3_changes(s->db) == 0) {
+        snprintf(err, errlen, "no key with id '%.40s'", id);
+        result = SL_STORE_NOT_FOUND;
+    }
+    return result;
+}
+
 static void sqlite_close(struct sl_store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -474,6 +606,9 @@ static const struct sl_store_ops sqlite_ops = {
     .usage_totals = sqlite_usage_totals,
     .close = sqlite_close,
     .usage_groups = sqlite_usage_groups,
+    .insert_key = sqlite_insert_key,
+    .list_keys = sqlite_list_keys,
+    .revoke_key = sqlite_revoke_key,
 };
 
 /* The store backends, by URL scheme. To add one: a row here, src/store/<name>.c

@@ -16,6 +16,7 @@ enum {
     SL_STORE_ERROR = -1,   /* anything else: I/O, SQL, bad URL, out of memory */
     SL_STORE_MISSING = -2, /* SL_STORE_MUST_EXIST was given and there is no database */
     SL_STORE_BUSY = -3,    /* locked or out of space: worth retrying later */
+    SL_STORE_NOT_FOUND = -4, /* no row with that id */
 };
 
 /* Flags of sl_store_open. */
@@ -52,6 +53,27 @@ struct sl_usage_group {
     int64_t unpriced;           /* rows with tokens but no known price */
 };
 
+/* A virtual key as stored (src/meter/keys.c). Never the secret: only its SHA-256. */
+#define SL_KEY_ID_SIZE     24   /* "key_" + 16 hex digits + NUL */
+#define SL_KEY_HASH_SIZE   65   /* SHA-256 in hex + NUL */
+#define SL_KEY_PREFIX_SIZE 19   /* "sk-sluice-" + 8 characters + NUL */
+#define SL_KEY_BUDGET_SIZE 64
+#define SL_KEY_LIST_SIZE   1024 /* models and tags, comma-separated */
+
+struct sl_key {
+    char id[SL_KEY_ID_SIZE];
+    char name[SL_MAX_NAME + 1];
+    char hash[SL_KEY_HASH_SIZE];
+    char prefix[SL_KEY_PREFIX_SIZE]; /* shown in lists so people can tell keys apart */
+    int64_t created_ms;
+    int64_t expires_ms;              /* 0 = never */
+    int64_t revoked_ms;              /* 0 = live */
+    char budget[SL_KEY_BUDGET_SIZE]; /* "100usd/month"; "" = none */
+    int64_t rpm, tpm;                /* 0 = no limit */
+    char models[SL_KEY_LIST_SIZE];   /* "deepseek-*,qwen-*"; "" = every model */
+    char tags[SL_KEY_LIST_SIZE];     /* "team=search,env=prod"; "" = none */
+};
+
 struct sl_store;
 
 /* What a backend implements. A store is used by one thread at a time. */
@@ -65,6 +87,11 @@ struct sl_store_ops {
     void (*close)(struct sl_store *s);
     int (*usage_groups)(struct sl_store *s, int64_t since_ms, enum sl_usage_by by,
                         struct sl_usage_group **out, size_t *n, char *err, size_t errlen);
+    int (*insert_key)(struct sl_store *s, const struct sl_key *k, char *err, size_t errlen);
+    int (*list_keys)(struct sl_store *s, struct sl_key **out, size_t *n, char *err,
+                     size_t errlen);
+    int (*revoke_key)(struct sl_store *s, const char *id, int64_t now_ms, char *err,
+                      size_t errlen);
 };
 
 /* Every backend's store starts with this. */
@@ -107,6 +134,30 @@ static inline int sl_store_usage_groups(struct sl_store *s, int64_t since_ms,
                                         size_t *n, char *err, size_t errlen)
 {
     return s->ops->usage_groups(s, since_ms, by, out, n, err, errlen);
+}
+
+/* Inserts one key. Returns SL_STORE_OK, SL_STORE_BUSY or SL_STORE_ERROR (also for a
+ * duplicate id or hash), with a message in err. */
+static inline int sl_store_insert_key(struct sl_store *s, const struct sl_key *k, char *err,
+                                      size_t errlen)
+{
+    return s->ops->insert_key(s, k, err, errlen);
+}
+
+/* Every key, revoked ones included, oldest first. On success *out is a malloc'd array
+ * of *n keys (the caller frees it; NULL when *n is 0). */
+static inline int sl_store_list_keys(struct sl_store *s, struct sl_key **out, size_t *n,
+                                     char *err, size_t errlen)
+{
+    return s->ops->list_keys(s, out, n, err, errlen);
+}
+
+/* Marks key id revoked at now_ms; revoking a revoked key keeps its first time and
+ * succeeds. Returns SL_STORE_OK, SL_STORE_NOT_FOUND when no key has that id, or an error. */
+static inline int sl_store_revoke_key(struct sl_store *s, const char *id, int64_t now_ms,
+                                      char *err, size_t errlen)
+{
+    return s->ops->revoke_key(s, id, now_ms, err, errlen);
 }
 
 /* Closes the store and frees it. NULL is allowed. */
