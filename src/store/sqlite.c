@@ -299,13 +299,13 @@ static void read_total(sqlite3_stmt *st, struct sl_usage_total *t)
     t->errors = sqlite3_column_int64(st, 7);
 }
 
-/* Makes room for one more total, doubling the array. */
-static int grow(struct sl_usage_total **v, size_t n, size_t *cap)
+/* Makes room for one more element of size bytes in *v, doubling the array. */
+static int grow(void **v, size_t n, size_t *cap, size_t size)
 {
     if (n < *cap)
         return 0;
     size_t ncap = *cap ? *cap * 2 : 16;
-    struct sl_usage_total *nv = realloc(*v, ncap * sizeof(**v));
+    void *nv = realloc(*v, ncap * size);
     if (!nv)
         return -1;
     *v = nv;
@@ -325,7 +325,7 @@ static int sqlite_usage_totals(struct sl_store *base, int64_t since_ms,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 1, since_ms);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow(&v, len, &cap)) {
+        if (grow((void **)&v, len, &cap, sizeof(*v))) {
             snprintf(err, errlen, "sqlite: out of memory");
             result = SL_STORE_ERROR;
             goto out;
@@ -393,20 +393,6 @@ static void read_group(sqlite3_stmt *st, struct sl_usage_group *g)
     g->unpriced = sqlite3_column_int64(st, 9);
 }
 
-/* Makes room for one more group, doubling the array. */
-static int grow_groups(struct sl_usage_group **v, size_t n, size_t *cap)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    struct sl_usage_group *nv = realloc(*v, ncap * sizeof(**v));
-    if (!nv)
-        return -1;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
-
 static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t since_ms,
                           sqlite3_stmt **st, char *err, size_t errlen)
 {
@@ -445,7 +431,7 @@ static int sqlite_usage_groups(struct sl_store *base, int64_t since_ms, enum sl_
     int rc = SQLITE_DONE;
     int result = prepare_groups(s, by, since_ms, &st, err, errlen);
     while (result == SL_STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow_groups(&v, len, &cap)) {
+        if (grow((void **)&v, len, &cap, sizeof(*v))) {
             snprintf(err, errlen, "sqlite: out of memory");
             result = SL_STORE_ERROR;
             break;
