@@ -31,6 +31,7 @@ struct sl_usage_row {
     int64_t cost_micros;            /* cost in micro-units (10^-6) of currency (sl_cost_row) */
     char currency[4];               /* "USD" or "CNY"; "" = not priced yet */
     int price_known;                /* 0: no price for the model; cost_micros is then 0 */
+    char tags[512];                 /* JSON array of "name=value" strings; "" = none */
 };
 
 struct sl_ledger;

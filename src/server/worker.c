@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/json.h"
 #include "formats/format.h"
 #include "meter/keys.h"
 #include "server/internal.h"
@@ -174,6 +175,62 @@ static int is_loopback(struct evhttp_connection *evcon)
                     strncmp(addr, "::ffff:127.", 11) == 0);
 }
 
+#define MAX_TAGS 16
+#define MAX_TAG 64
+
+/* One "name=value" tag into the JSON array being built. -1 when it is not one. */
+static int add_tag(struct sl_buf *b, const char *s, size_t n, int *count)
+{
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return 0;
+    const char *eq = memchr(s, '=', n);
+    if (!eq || eq == s || n > MAX_TAG || *count == MAX_TAGS)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+            return -1;
+    if (sl_buf_puts(b, (*count)++ ? "," : "[") || sl_json_quote(b, s, n))
+        return -1;
+    return 0;
+}
+
+static int add_tags(struct sl_buf *b, const char *list, int *count)
+{
+    for (const char *p = list, *comma; p && *p; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        if (add_tag(b, p, comma ? (size_t)(comma - p) : strlen(p), count))
+            return -1;
+    }
+    return 0;
+}
+
+/* The request's tags for the ledger: the key's defaults, then every x-sluice-tag header
+ * (several allowed, each a comma-separated list). Answers 400 on a malformed one. */
+static int collect_tags(struct sl_exchange *x, const char *key_tags, const struct sl_client_format *cf)
+{
+    struct sl_buf b = SL_BUF_INIT(sizeof(x->row.tags) - 2);
+    struct evkeyvalq *h = evhttp_request_get_input_headers(x->req);
+    int count = 0, bad = add_tags(&b, key_tags, &count);
+    for (struct evkeyval *kv = h->tqh_first; kv && !bad; kv = kv->next.tqe_next)
+        if (evutil_ascii_strcasecmp(kv->key, "x-sluice-tag") == 0)
+            bad = add_tags(&b, kv->value, &count);
+    if (!bad && count)
+        snprintf(x->row.tags, sizeof(x->row.tags), "%s]", b.ptr);
+    sl_buf_release(&b);
+    if (bad) {
+        struct sl_error e;
+        sl_error_set(&e, 400, "invalid_request_error",
+                     "x-sluice-tag: tags are name=value, at most %d of %d characters each, no quotes",
+                     MAX_TAGS, MAX_TAG);
+        sl_exchange_send_error(x, cf, &e);
+    }
+    return bad ? -1 : 0;
+}
+
 /* A client endpoint's gate: the virtual key (named in the ledger row), or, while no
  * key exists, a loopback client. 0 lets the request through; else it is answered. */
 static int authenticate(struct sl_exchange *x, const char *path)
@@ -184,7 +241,7 @@ static int authenticate(struct sl_exchange *x, const char *path)
     struct sl_error e;
     if (sl_keys_ever(keys) == 0) {
         if (is_loopback(x->evcon))
-            return 0;
+            return collect_tags(x, NULL, cf ? cf : &sl_openai_client);
         sl_error_set(&e, 401, "authentication_error",
                      "no virtual key exists yet: sluice serves loopback clients only until one "
                      "is created (sluice keys create)");
@@ -195,7 +252,7 @@ static int authenticate(struct sl_exchange *x, const char *path)
         const struct sl_key *k = sl_keys_find(keys, secret, sl_wall_ms());
         if (k) {
             snprintf(x->row.key, sizeof(x->row.key), "%.127s", k->name);
-            return 0;
+            return collect_tags(x, k->tags, cf ? cf : &sl_openai_client);
         }
         sl_error_set(&e, 401, "authentication_error",
                      "a valid virtual key is required (Authorization: Bearer, or x-api-key)");

@@ -48,6 +48,8 @@ static const char *const migrations[] = {
     " prefix TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,"
     " revoked_ms INTEGER NOT NULL, budget TEXT NOT NULL, rpm INTEGER NOT NULL,"
     " tpm INTEGER NOT NULL, models TEXT NOT NULL, tags TEXT NOT NULL);",
+    /* 5: the tags of each request, a JSON array of "name=value" strings ('' = none). */
+    "ALTER TABLE usage ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -55,8 +57,8 @@ static const char insert_sql[] =
     "INSERT INTO usage (id, ts_ms, key, model, provider, upstream_model, prompt_tokens,"
     " completion_tokens, cached_tokens, reasoning_tokens, estimated, status, stream,"
     " client_gone, latency_us, ttft_us, error, request_id, attempt, final, why,"
-    " cost_micros, currency, price_known)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " cost_micros, currency, price_known, tags)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char totals_sql[] =
     "SELECT model, sum(final), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),"
@@ -257,6 +259,7 @@ static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
     sqlite3_bind_int64(st, 22, r->cost_micros);
     bind_text(st, 23, r->currency, sizeof(r->currency));
     sqlite3_bind_int(st, 24, r->price_known);
+    bind_text(st, 25, r->tags, sizeof(r->tags));
 }
 
 static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
@@ -356,22 +359,10 @@ static const char *const group_exprs[][2] = {
     [SL_BY_DAY] = {"strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')", "''"},
     [SL_BY_MONTH] = {"strftime('%Y-%m', ts_ms / 1000, 'unixepoch')", "''"},
     [SL_BY_KEY] = {"key", "''"},
-    [SL_BY_TAG] = {"tags", "''"},
+    [SL_BY_TAG] = {"tag.value", "''"},
     [SL_BY_UPSTREAM] = {"CASE upstream_model WHEN '' THEN model ELSE upstream_model END",
                         "provider"},
 };
-
-/* Tags come with virtual keys; until the ledger has the column, say so plainly. */
-static int has_column(sqlite3 *db, const char *column, int *yes, char *err, size_t errlen)
-{
-    char sql[128];
-    int64_t n = 0;
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('usage') WHERE name = '%s'",
-             column);
-    int result = query_int(db, sql, &n, err, errlen);
-    *yes = n > 0;
-    return result;
-}
 
 static void read_text(sqlite3_stmt *st, int col, char *out, size_t size)
 {
@@ -397,14 +388,8 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
                           sqlite3_stmt **st, char *err, size_t errlen)
 {
     char sql[1024];
-    int yes = 1;
     if ((unsigned)by >= sizeof(group_exprs) / sizeof(group_exprs[0])) {
         snprintf(err, errlen, "sqlite: unknown grouping");
-        return SL_STORE_ERROR;
-    }
-    int result = by == SL_BY_TAG ? has_column(s->db, "tags", &yes, err, errlen) : SL_STORE_OK;
-    if (result == SL_STORE_OK && !yes) {
-        snprintf(err, errlen, "this ledger records no tags yet (they come with virtual keys)");
         return SL_STORE_ERROR;
     }
     /* Requests are counted on request rows (final = 1); tokens and money on every row,
@@ -413,8 +398,11 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
              "SELECT %s, %s, currency, sum(final), sum(prompt_tokens), sum(completion_tokens),"
              " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros),"
              " sum(price_known = 0 AND prompt_tokens + completion_tokens > 0)"
-             " FROM usage WHERE ts_ms >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-             group_exprs[by][0], group_exprs[by][1]);
+             " FROM usage%s WHERE ts_ms >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             group_exprs[by][0], group_exprs[by][1],
+             /* one row per tag: a request tagged twice counts under both */
+             by == SL_BY_TAG ? ", json_each(CASE tags WHEN '' THEN '[\"\"]' ELSE tags END) AS tag"
+                             : "");
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(*st, 1, since_ms);

@@ -38,7 +38,7 @@ enum sl_usage_by {
     SL_BY_DAY,      /* "YYYY-MM-DD", UTC */
     SL_BY_MONTH,    /* "YYYY-MM", UTC */
     SL_BY_KEY,      /* virtual key name */
-    SL_BY_TAG,      /* fails until the ledger records tags */
+    SL_BY_TAG,      /* one group per tag; untagged rows in the "" group */
     SL_BY_UPSTREAM, /* the model the provider was sent (else the asked one), and provider */
 };
 
@@ -128,7 +128,7 @@ static inline int sl_store_usage_totals(struct sl_store *s, int64_t since_ms,
 
 /* Sums the rows with ts_ms >= since_ms per group and currency, ordered by group,
  * provider, currency. On success *out is a malloc'd array of *n groups (the caller
- * frees it; NULL when *n is 0); SL_BY_TAG on a ledger without tags is an error. */
+ * frees it; NULL when *n is 0). */
 static inline int sl_store_usage_groups(struct sl_store *s, int64_t since_ms,
                                         enum sl_usage_by by, struct sl_usage_group **out,
                                         size_t *n, char *err, size_t errlen)

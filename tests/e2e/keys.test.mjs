@@ -56,7 +56,7 @@ test('open on loopback while no key exists', async () => {
 
 test('the admin API needs the master key', async () => {
   assert.equal((await admin('GET', '/admin/keys', null, 'wrong')).status, 401);
-  const r = await admin('POST', '/admin/keys', { name: 'team-a' });
+  const r = await admin('POST', '/admin/keys', { name: 'team-a', tags: 'team=search' });
   assert.equal(r.status, 201);
   created = await r.json();
   assert.match(created.key, /^sk-sluice-/);
@@ -81,6 +81,14 @@ test('the Anthropic SDK authenticates with x-api-key', async () => {
     (e) => e instanceof Anthropic.AuthenticationError && e.error?.type === 'error');
 });
 
+test('x-sluice-tag headers and the key\'s default tags reach the ledger; a malformed tag is a 400', async () => {
+  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: created.key, maxRetries: 0, timeout: 10000 });
+  await client.chat.completions.create({ model: 'sim-small', messages: [{ role: 'user', content: 'tagged' }] },
+    { headers: { 'x-sluice-tag': 'feature=summarize' } });
+  await assert.rejects(client.chat.completions.create({ model: 'sim-small', messages: [{ role: 'user', content: 'x' }] },
+    { headers: { 'x-sluice-tag': 'no-equals-sign' } }), (e) => e instanceof OpenAI.BadRequestError);
+});
+
 test('a revoked key stops working at once; the ledger names the key that paid', async () => {
   assert.equal((await admin('DELETE', `/admin/keys/${created.id}`)).status, 200);
   await assert.rejects(ask(created.key), (e) => e.status === 401);
@@ -92,4 +100,9 @@ test('a revoked key stops working at once; the ledger names the key that paid', 
   assert.equal(out.code, 0, out.stderr);
   const rows = JSON.parse(out.stdout);
   assert.ok(rows.some((r) => r.key === 'team-a' || r.group === 'team-a'), out.stdout);
+  const tags = await runSluice(['cost', 'report', '--store', store, '--by', 'tag', '--format', 'json']);
+  assert.equal(tags.code, 0, tags.stderr);
+  const byTag = Object.fromEntries(JSON.parse(tags.stdout).map((r) => [r.tag ?? r.group, r.requests]));
+  assert.equal(byTag['feature=summarize'], 1, tags.stdout);
+  assert.ok(byTag['team=search'] >= 3, `the key's default tag is on each of its requests: ${tags.stdout}`);
 });
