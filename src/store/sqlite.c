@@ -289,8 +289,9 @@ static int sqlite_insert_usage(struct sl_store *base, const struct sl_usage_row 
     return result;
 }
 
-static void read_total(sqlite3_stmt *st, struct sl_usage_total *t)
+static void read_total(sqlite3_stmt *st, void *row)
 {
+    struct sl_usage_total *t = row;
     const unsigned char *model = sqlite3_column_text(st, 0);
     snprintf(t->model, sizeof(t->model), "%s", model ? (const char *)model : "");
     t->requests = sqlite3_column_int64(st, 1);
@@ -302,43 +303,33 @@ static void read_total(sqlite3_stmt *st, struct sl_usage_total *t)
     t->errors = sqlite3_column_int64(st, 7);
 }
 
-/* Makes room for one more element of size bytes in *v, doubling the array. */
-static int grow(void **v, size_t n, size_t *cap, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *nv = realloc(*v, ncap * size);
-    if (!nv)
-        return -1;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
+typedef void (*read_row_fn)(sqlite3_stmt *st, void *row);
 
-static int sqlite_usage_totals(struct sl_store *base, int64_t since_ms,
-                               struct sl_usage_total **out, size_t *n, char *err, size_t errlen)
+/* Steps a prepared statement to its end, reading each row into a growing array of
+ * size-byte elements. Finalizes st. On success *out (the caller frees; NULL when *n
+ * is 0); on failure nothing is returned and err says why. */
+static int collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, read_row_fn read,
+                        const char *what, void **out, size_t *n, char *err, size_t errlen)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    struct sl_usage_total *v = NULL;
+    char *v = NULL;
     size_t len = 0, cap = 0;
-    sqlite3_stmt *st = NULL;
-    int result = SL_STORE_OK;
-    int rc = sqlite3_prepare_v2(s->db, totals_sql, -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 1, since_ms);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&v, len, &cap, sizeof(*v))) {
-            snprintf(err, errlen, "sqlite: out of memory");
-            result = SL_STORE_ERROR;
-            goto out;
+    int rc, result = SL_STORE_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char *nv = realloc(v, ncap * size);
+            if (!nv) {
+                snprintf(err, errlen, "sqlite: out of memory");
+                result = SL_STORE_ERROR;
+                break;
+            }
+            v = nv;
+            cap = ncap;
         }
-        read_total(st, &v[len++]);
-        rc = SQLITE_OK;
+        read(st, v + len++ * size);
     }
-    if (rc != SQLITE_DONE)
-        result = map_error(s->db, rc, "usage totals", err, errlen);
-out:
+    if (result == SL_STORE_OK && rc != SQLITE_DONE)
+        result = map_error(db, rc, what, err, errlen);
     sqlite3_finalize(st);
     if (result) {
         free(v);
@@ -348,6 +339,24 @@ out:
     *out = v;
     *n = len;
     return result;
+}
+
+static int sqlite_usage_totals(struct sl_store *base, int64_t since_ms,
+                               struct sl_usage_total **out, size_t *n, char *err, size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    *n = 0;
+    int rc = sqlite3_prepare_v2(s->db, totals_sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 1, since_ms);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return map_error(s->db, rc, "usage totals", err, errlen);
+    }
+    return collect_rows(s->db, st, sizeof(**out), read_total, "usage totals",
+                        (void **)out, n, err, errlen);
 }
 
 /* ---- grouped sums for the cost reports ----------------------------------------- */
@@ -370,8 +379,9 @@ static void read_text(sqlite3_stmt *st, int col, char *out, size_t size)
     snprintf(out, size, "%s", t ? (const char *)t : "");
 }
 
-static void read_group(sqlite3_stmt *st, struct sl_usage_group *g)
+static void read_group(sqlite3_stmt *st, void *row)
 {
+    struct sl_usage_group *g = row;
     read_text(st, 0, g->group, sizeof(g->group));
     read_text(st, 1, g->provider, sizeof(g->provider));
     read_text(st, 2, g->currency, sizeof(g->currency));
@@ -413,30 +423,16 @@ static int sqlite_usage_groups(struct sl_store *base, int64_t since_ms, enum sl_
                                struct sl_usage_group **out, size_t *n, char *err, size_t errlen)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    struct sl_usage_group *v = NULL;
-    size_t len = 0, cap = 0;
     sqlite3_stmt *st = NULL;
-    int rc = SQLITE_DONE;
+    *out = NULL;
+    *n = 0;
     int result = prepare_groups(s, by, since_ms, &st, err, errlen);
-    while (result == SL_STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&v, len, &cap, sizeof(*v))) {
-            snprintf(err, errlen, "sqlite: out of memory");
-            result = SL_STORE_ERROR;
-            break;
-        }
-        read_group(st, &v[len++]);
-    }
-    if (result == SL_STORE_OK && rc != SQLITE_DONE)
-        result = map_error(s->db, rc, "usage groups", err, errlen);
-    sqlite3_finalize(st);
     if (result) {
-        free(v);
-        v = NULL;
-        len = 0;
+        sqlite3_finalize(st);
+        return result;
     }
-    *out = v;
-    *n = len;
-    return result;
+    return collect_rows(s->db, st, sizeof(**out), read_group, "usage groups",
+                        (void **)out, n, err, errlen);
 }
 
 /* ---- virtual keys ---------------------------------------------------------------- */
@@ -484,8 +480,9 @@ static int sqlite_insert_key(struct sl_store *base, const struct sl_key *k, char
     return result;
 }
 
-static void read_key(sqlite3_stmt *st, struct sl_key *k)
+static void read_key(sqlite3_stmt *st, void *row)
 {
+    struct sl_key *k = row;
     read_text(st, 0, k->id, sizeof(k->id));
     read_text(st, 1, k->name, sizeof(k->name));
     read_text(st, 2, k->hash, sizeof(k->hash));
@@ -500,48 +497,21 @@ static void read_key(sqlite3_stmt *st, struct sl_key *k)
     read_text(st, 11, k->tags, sizeof(k->tags));
 }
 
-static int grow_keys(struct sl_key **v, size_t n, size_t *cap)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    struct sl_key *nv = realloc(*v, ncap * sizeof(**v));
-    if (!nv)
-        return -1;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
 
 static int sqlite_list_keys(struct sl_store *base, struct sl_key **out, size_t *n, char *err,
                             size_t errlen)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    struct sl_key *v = NULL;
-    size_t len = 0, cap = 0;
     sqlite3_stmt *st = NULL;
-    int result = SL_STORE_OK;
+    *out = NULL;
+    *n = 0;
     int rc = sqlite3_prepare_v2(s->db, list_keys_sql, -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow_keys(&v, len, &cap)) {
-            snprintf(err, errlen, "sqlite: out of memory");
-            result = SL_STORE_ERROR;
-            break;
-        }
-        read_key(st, &v[len++]);
-        rc = SQLITE_OK;
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return map_error(s->db, rc, "list keys", err, errlen);
     }
-    if (result == SL_STORE_OK && rc != SQLITE_DONE)
-        result = map_error(s->db, rc, "list keys", err, errlen);
-    sqlite3_finalize(st);
-    if (result) {
-        free(v);
-        v = NULL;
-        len = 0;
-    }
-    *out = v;
-    *n = len;
-    return result;
+    return collect_rows(s->db, st, sizeof(**out), read_key, "list keys",
+                        (void **)out, n, err, errlen);
 }
 
 static int sqlite_revoke_key(struct sl_store *base, const char *id, int64_t now_ms, char *err,
