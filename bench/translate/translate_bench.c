@@ -358,27 +358,21 @@ static int on_fast_event(void *arg, const struct sl_sse_event *ev)
     return c->broken;
 }
 
-/* ---- the Anthropic pass-through (copied from src/server/messages.c) ---- */
-
+/* What messages.c does for a pass-through: the one "model" edit, every other byte kept. */
 static char *splice_model(struct sl_arena *a, const char *body, size_t len, const char *m,
                           size_t *out_len)
 {
-    struct sl_json_member mem[SL_MAX_TOP_KEYS];
-    int n = sl_json_members(body, len, mem, SL_MAX_TOP_KEYS);
-    for (int i = 0; i < n; i++) {
-        if (mem[i].key.len != 5 || memcmp(mem[i].key.ptr, "model", 5) != 0)
-            continue;
-        struct sl_buf b = SL_BUF_INIT(len + 1024);
-        sl_buf_append(&b, body, (size_t)(mem[i].value.ptr - body));
-        sl_json_quote(&b, m, strlen(m));
-        const char *rest = mem[i].value.ptr + mem[i].value.len;
-        sl_buf_append(&b, rest, (size_t)(body + len - rest));
-        char *r = b.ptr ? sl_arena_strndup(a, b.ptr, b.len) : NULL;
+    struct sl_buf quoted = SL_BUF_INIT(4096), b = SL_BUF_INIT(len + 1024);
+    char *r = NULL;
+    sl_json_quote(&quoted, m, strlen(m));
+    struct sl_json_edit edit = {"model", quoted.ptr};
+    if (quoted.ptr && sl_json_apply_edits(body, len, &edit, 1, &b) == 0) {
+        r = sl_arena_strndup(a, b.ptr, b.len);
         *out_len = b.len;
-        sl_buf_release(&b);
-        return r;
     }
-    return NULL;
+    sl_buf_release(&quoted);
+    sl_buf_release(&b);
+    return r;
 }
 
 struct pass {

@@ -20,7 +20,6 @@
 #define MAX_COLS        12
 #define CELL            (SL_MAX_NAME + 32) /* a model name, or a number */
 
-enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV };
 
 /* Every option of the three subcommands; each accepts only its own (see known[]). */
 struct options {
@@ -112,39 +111,7 @@ static int parse_args(int argc, char **argv, char sub, struct options *o)
     return 0;
 }
 
-/* "30d", "24h", "15m", "45s" -> milliseconds, at most ~100 years. */
-static int parse_since(const char *s, int64_t *since_ms)
-{
-    static const struct { char unit; int64_t ms; } units[] = {
-        {'s', 1000}, {'m', 60 * 1000}, {'h', 3600 * 1000}, {'d', 86400 * 1000},
-    };
-    char *end = NULL;
-    long long n = s ? strtoll(s, &end, 10) : 0;
-    *since_ms = 0;
-    if (!s)
-        return 0;
-    if (end == s || n <= 0 || !end[0] || end[1])
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (*end == units[i].unit && n <= 36500LL * 86400 * 1000 / units[i].ms) {
-            *since_ms = sl_wall_ms() - n * units[i].ms;
-            return 0;
-        }
-    }
-    return -1;
-}
 
-static int parse_format(const char *s, enum format *f)
-{
-    static const char *const names[] = {"table", "json", "csv"};
-    for (int i = 0; i < 3; i++) {
-        if (!s || strcmp(s, names[i]) == 0) {
-            *f = s ? (enum format)i : FORMAT_TABLE;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* ---- where the ledger and the prices come from ---------------------------------------- */
 
@@ -343,11 +310,11 @@ static int print_json(const struct sheet *s)
     return result;
 }
 
-static int print_sheet(const struct sheet *s, enum format f)
+static int print_sheet(const struct sheet *s, enum sl_cli_format f)
 {
-    if (f == FORMAT_TABLE)
+    if (f == SL_FORMAT_TABLE)
         print_table(s);
-    else if (f == FORMAT_CSV)
+    else if (f == SL_FORMAT_CSV)
         print_csv(s);
     else
         return print_json(s);
@@ -438,7 +405,7 @@ static int report_totals(struct sheet *s, const struct sl_usage_group *g, size_t
 }
 
 static int report(const struct options *o, const struct sources *src, int64_t since,
-                  enum format f)
+                  enum sl_cli_format f)
 {
     struct sheet s = {0};
     struct sl_usage_group *g = NULL;
@@ -461,7 +428,7 @@ static int report(const struct options *o, const struct sources *src, int64_t si
         else
             fill_report_row(row, g[i].group[0] || by != SL_BY_MODEL ? g[i].group : "(none)", &g[i]);
     }
-    if (!result && f == FORMAT_TABLE)
+    if (!result && f == SL_FORMAT_TABLE)
         result = report_totals(&s, g, n);
     if (!result)
         result = print_sheet(&s, f);
@@ -540,7 +507,7 @@ static int whatif_row(struct sheet *s, const struct sl_catalog *c, const struct 
 }
 
 static int whatif(const struct options *o, const struct sources *src, int64_t since,
-                  enum format f)
+                  enum sl_cli_format f)
 {
     struct sl_cost_map map;
     const char *why = "--map is required";
@@ -560,7 +527,7 @@ static int whatif(const struct options *o, const struct sources *src, int64_t si
     whatif_columns(&s);
     for (size_t i = 0; i < n && result >= 0; i++)
         rows += (result = whatif_row(&s, src->catalog, &map, &g[i], &sum)) > 0;
-    char (*row)[CELL] = result >= 0 && f == FORMAT_TABLE ? add_row(&s, 1) : NULL;
+    char (*row)[CELL] = result >= 0 && f == SL_FORMAT_TABLE ? add_row(&s, 1) : NULL;
     if (row) {
         snprintf(row[0], CELL, "TOTAL (%s)", src->catalog->currency);
         put_saving(row, sum.before, sum.after);
@@ -664,7 +631,7 @@ static int selfhost_rows(struct sheet *s, const struct sl_catalog *c, const stru
 }
 
 static int selfhost(const struct options *o, const struct sources *src, int64_t since,
-                    enum format f)
+                    enum sl_cli_format f)
 {
     struct sl_selfhost sh;
     struct sheet s = {0};
@@ -677,7 +644,7 @@ static int selfhost(const struct options *o, const struct sources *src, int64_t 
         goto out;
     selfhost_columns(&s);
     result = selfhost_rows(&s, src->catalog, &sh, g, n) || print_sheet(&s, f);
-    if (!result && f == FORMAT_TABLE)
+    if (!result && f == SL_FORMAT_TABLE)
         printf("(%s; * = month in progress; self-hosted = GPUs and power for every hour of "
                "the month, plus people)\n", src->catalog->currency);
 out:
@@ -691,7 +658,7 @@ out:
 static const struct {
     const char *name;
     char letter;
-    int (*run)(const struct options *o, const struct sources *src, int64_t since, enum format f);
+    int (*run)(const struct options *o, const struct sources *src, int64_t since, enum sl_cli_format f);
 } subcommands[] = {
     {"report", 'r', report},
     {"whatif", 'w', whatif},
@@ -702,7 +669,7 @@ int cmd_cost(int argc, char **argv)
 {
     struct options o = {0};
     struct sources src = {"", NULL};
-    enum format f;
+    enum sl_cli_format f;
     int64_t since = 0;
     size_t k = 0;
     if (sl_cli_wants_help(argc, argv) || argc < 2) {
@@ -716,14 +683,16 @@ int cmd_cost(int argc, char **argv)
         fprintf(stderr, "sluice cost: unknown subcommand '%s'\n", argv[1]);
     else if ((bad = parse_args(argc, argv, subcommands[k].letter, &o)))
         ;
-    else if ((bad = parse_since(o.since, &since)))
+    else if (o.since && (bad = sl_cli_parse_age(o.since, &since)))
         fprintf(stderr, "sluice cost: bad value for --since: '%s'\n", o.since);
-    else if ((bad = parse_format(o.format, &f)))
+    else if ((bad = sl_cli_parse_format(o.format, &f)))
         fprintf(stderr, "sluice cost: bad value for --format: '%s'\n", o.format);
     if (bad) {
         fprintf(stderr, "Run 'sluice cost --help' for the subcommands and options.\n");
         return 2;
     }
+    if (o.since)
+        since = sl_wall_ms() - since; /* an age on the command line, a time in the ledger */
     if (open_sources(&o, &src))
         return 1;
     int status = subcommands[k].run(&o, &src, since, f);

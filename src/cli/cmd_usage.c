@@ -15,7 +15,6 @@
 #define DEFAULT_STORE "sqlite://./sluice.db"
 #define NCOLS 7
 
-enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV };
 
 /* The numeric columns, in print order: JSON/CSV names and table headers. */
 static const char *const names[NCOLS] = {"requests",      "prompt_tokens",    "completion_tokens",
@@ -28,7 +27,7 @@ struct options {
     const char *store;  /* NULL: from --config, else DEFAULT_STORE */
     const char *config;
     int64_t since_ms;   /* 0: everything */
-    enum format format;
+    enum sl_cli_format format;
 };
 
 static void print_help(FILE *out)
@@ -45,36 +44,7 @@ static void print_help(FILE *out)
             "  --format FORMAT   table (default), json or csv\n");
 }
 
-/* "30d", "24h", "15m", "45s" -> milliseconds; at most ~100 years, so no overflow. */
-static int parse_duration(const char *s, int64_t *ms)
-{
-    static const struct { char unit; int64_t ms; } units[] = {
-        {'s', 1000}, {'m', 60 * 1000}, {'h', 3600 * 1000}, {'d', 86400 * 1000},
-    };
-    char *end = NULL;
-    long long n = strtoll(s, &end, 10);
-    if (end == s || n <= 0 || end[0] == '\0' || end[1] != '\0')
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (*end == units[i].unit && n <= 36500LL * 86400 * 1000 / units[i].ms) {
-            *ms = (int64_t)n * units[i].ms;
-            return 0;
-        }
-    }
-    return -1;
-}
 
-static int parse_format(const char *s, enum format *f)
-{
-    static const char *const formats[] = {"table", "json", "csv"};
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(s, formats[i]) == 0) {
-            *f = (enum format)i;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* Matches "--name VALUE" and "--name=VALUE"; advances *i past a separate value.
  * Returns the value, NULL when argv[*i] is another option, or "" with *missing set. */
@@ -104,8 +74,8 @@ static int apply_option(struct options *o, const char *name, const char *value)
     else if (strcmp(name, "--config") == 0)
         o->config = value;
     else if (strcmp(name, "--format") == 0)
-        bad = parse_format(value, &o->format);
-    else if (!(bad = parse_duration(value, &ms)))
+        bad = sl_cli_parse_format(value, &o->format);
+    else if (!(bad = sl_cli_parse_age(value, &ms)))
         o->since_ms = sl_wall_ms() - ms;
     if (bad)
         fprintf(stderr, "sluice usage: bad value for %s: '%s'\n", name, value);
@@ -339,7 +309,7 @@ static void print_csv(const struct sl_usage_total *t, size_t n)
 
 int cmd_usage(int argc, char **argv)
 {
-    struct options o = {NULL, NULL, 0, FORMAT_TABLE};
+    struct options o = {NULL, NULL, 0, SL_FORMAT_TABLE};
     struct sl_usage_total *t = NULL;
     size_t n = 0;
     char url[SL_MAX_URL];
@@ -355,9 +325,9 @@ int cmd_usage(int argc, char **argv)
     if (resolve_store(&o, url, sizeof(url)) || load_totals(url, o.since_ms, &t, &n))
         goto out;
     status = 0;
-    if (o.format == FORMAT_TABLE)
+    if (o.format == SL_FORMAT_TABLE)
         print_table(t, n);
-    else if (o.format == FORMAT_CSV)
+    else if (o.format == SL_FORMAT_CSV)
         print_csv(t, n);
     else if (print_json(t, n))
         status = 1;

@@ -56,26 +56,22 @@ static void fail(struct pass *s, int status, const char *type, const char *msg)
     sl_plan_failed(s->x, s->plan, &e, NULL);
 }
 
-/* The client's body with the provider's model name, every other byte kept. */
+/* The client's body with the provider's model name, every other byte kept; NULL when
+ * a top-level key is written with escapes (the caller translates instead). */
 static char *splice_model(struct sl_exchange *x, const char *body, size_t len, const char *model,
                           size_t *out_len)
 {
-    struct sl_json_member mem[SL_MAX_TOP_KEYS];
-    int n = sl_json_members(body, len, mem, SL_MAX_TOP_KEYS);
-    for (int i = 0; i < n; i++) {
-        if (mem[i].key.len != 5 || memcmp(mem[i].key.ptr, "model", 5) != 0)
-            continue;
-        struct sl_buf b = SL_BUF_INIT(len + 1024);
-        sl_buf_append(&b, body, (size_t)(mem[i].value.ptr - body));
-        sl_json_quote(&b, model, strlen(model));
-        const char *rest = mem[i].value.ptr + mem[i].value.len;
-        sl_buf_append(&b, rest, (size_t)(body + len - rest));
-        char *r = b.ptr ? sl_arena_strndup(x->arena, b.ptr, b.len) : NULL;
+    struct sl_buf quoted = SL_BUF_INIT(SL_MAX_NAME * 6 + 2), b = SL_BUF_INIT(len + 1024);
+    char *r = NULL;
+    sl_json_quote(&quoted, model, strlen(model));
+    struct sl_json_edit edit = {"model", quoted.ptr};
+    if (quoted.ptr && sl_json_apply_edits(body, len, &edit, 1, &b) == 0) {
+        r = sl_arena_strndup(x->arena, b.ptr, b.len);
         *out_len = b.len;
-        sl_buf_release(&b);
-        return r;
     }
-    return NULL; /* "model" hidden behind escapes: let the caller translate instead */
+    sl_buf_release(&quoted);
+    sl_buf_release(&b);
+    return r;
 }
 
 static int on_event(void *arg, const struct sl_sse_event *ev)
