@@ -399,6 +399,8 @@ static void on_client_gone(struct sl_exchange *x)
 {
     struct rr *r = x->state;
     cancel_parts(r);
+    x->status = 499;
+    fill_row(r);
     sl_exchange_client_left(x);
 }
 

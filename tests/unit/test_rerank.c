@@ -224,8 +224,8 @@ static void test_parse_reply(void **state)
         "{\"results\":[{\"index\":0,\"relevance_score\":0.1},{\"index\":0,\"relevance_score\":0.2}]}",
         "{\"results\":[{\"index\":0}]}",
         "{\"results\":[{\"index\":0.5,\"relevance_score\":0.1}]}",
-        "{\"results\":[{\"index\":0,\"relevance_score\":1},{\"index\":1,\"relevance_score\":1},"
-        "{\"index\":1,\"relevance_score\":1}]}",
+        ("{\"results\":[{\"index\":0,\"relevance_score\":1},{\"index\":1,\"relevance_score\":1},"
+         "{\"index\":1,\"relevance_score\":1}]}"),
     };
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
         int rc = sl_rerank_parse_reply(SL_RERANK_JINA, broken[i], strlen(broken[i]), 0, 2, hits, &u, &e);
