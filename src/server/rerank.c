@@ -146,6 +146,8 @@ static void on_waiting_gone(struct sl_exchange *x)
 {
     struct rr *r = x->state;
     evtimer_del(r->wait);
+    x->status = 499;
+    fill_row(r);
     sl_exchange_client_left(x);
 }
 
