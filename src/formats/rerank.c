@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/limits.h"
 #include "formats/openai.h"
+#include "meter/estimate.h"
 #include "providers/providers.h"
 
 /* ---- the client's request ---------------------------------------------------- */
@@ -117,6 +118,32 @@ int sl_rerank_batch_limit(enum sl_rerank_wire w, const struct sl_model_cfg *m)
     /* DashScope: 500 documents per request (text-rerank API page); Cohere advises at
      * most 1,000; the Jina-style servers differ, 1024 is within each we know. */
     return w == SL_RERANK_DASHSCOPE ? 500 : w == SL_RERANK_COHERE ? 1000 : 1024;
+}
+
+int64_t sl_rerank_token_limit(enum sl_rerank_wire w)
+{
+    /* DashScope: "the total number of tokens for the query and all documents in a request
+     * cannot exceed 30,000", counted as query tokens x documents + document tokens. */
+    return w == SL_RERANK_DASHSCOPE ? 30000 * 8 / 10 : 0;
+}
+
+int sl_rerank_plan(const struct sl_rerank_req *r, int max_docs, int64_t max_tokens, int *starts)
+{
+    int64_t q = sl_estimate_text(r->query, strlen(r->query)), used = 0;
+    int n = 0, in_part = 0;
+    for (int i = 0; i < r->ndocs; i++) {
+        int64_t t = q + sl_estimate_text(r->docs[i], strlen(r->docs[i]));
+        if (in_part && (in_part == max_docs || (max_tokens > 0 && used + t > max_tokens)))
+            in_part = 0;
+        if (!in_part) {
+            starts[n++] = i;
+            used = 0;
+        }
+        in_part++;
+        used += t;
+    }
+    starts[n] = r->ndocs;
+    return n;
 }
 
 /* "https://host:port" of a URL (its scheme and authority). */

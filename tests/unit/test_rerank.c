@@ -148,6 +148,39 @@ static void test_wire_and_url(void **state)
     sl_arena_free(a);
 }
 
+static void test_plan(void **state)
+{
+    (void)state;
+    struct sl_arena *a = sl_arena_new();
+    struct sl_rerank_req r;
+    struct sl_error e;
+    int rc, starts[8];
+    /* "q" is 1 token; 100 ASCII letters are 30: each document counts 31 */
+    char body[2048], doc[101], big[401];
+    memset(doc, 'a', 100), doc[100] = 0;
+    memset(big, 'b', 400), big[400] = 0;
+    snprintf(body, sizeof(body), "{\"query\":\"q\",\"documents\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}",
+             doc, doc, big, doc, doc);
+    cJSON *root = read_req(a, body, &r, &e, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(sl_rerank_plan(&r, 2, 0, starts), 3); /* by count: 2 + 2 + 1 */
+    assert_int_equal(starts[1], 2);
+    assert_int_equal(starts[2], 4);
+    assert_int_equal(starts[3], 5);
+    /* by tokens (70): 31 + 31, then the big one (121) alone, then 31 + 31 */
+    assert_int_equal(sl_rerank_plan(&r, 100, 70, starts), 3);
+    assert_int_equal(starts[0], 0);
+    assert_int_equal(starts[1], 2);
+    assert_int_equal(starts[2], 3);
+    assert_int_equal(starts[3], 5);
+    assert_int_equal(sl_rerank_plan(&r, 1000, 0, starts), 1);
+    assert_int_equal(starts[1], 5);
+    assert_int_equal(sl_rerank_token_limit(SL_RERANK_DASHSCOPE), 24000);
+    assert_int_equal(sl_rerank_token_limit(SL_RERANK_JINA), 0);
+    cJSON_Delete(root);
+    sl_arena_free(a);
+}
+
 static const char *REQ = "{\"query\":\"q \\\"x\\\"\",\"documents\":[\"d0\",\"d1\",{\"text\":\"d2\"}],"
                          "\"top_n\":2,\"return_documents\":true}";
 
@@ -314,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_wire_and_url),   cmocka_unit_test(test_encode),
         cmocka_unit_test(test_parse_reply),    cmocka_unit_test(test_parse_error),
         cmocka_unit_test(test_sort_and_reply), cmocka_unit_test(test_sim_score),
+        cmocka_unit_test(test_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
