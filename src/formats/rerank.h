@@ -23,6 +23,7 @@
 /* A client request, validated. Strings point into the caller's cJSON tree; docs is
  * in the arena given to sl_rerank_request_read. */
 struct sl_rerank_req {
+    const cJSON *root;    /* the whole request: its other fields go to flat-shape providers */
     const char *query;
     const char **docs;
     int ndocs;
@@ -68,7 +69,9 @@ const char *sl_rerank_url(enum sl_rerank_wire w, const struct sl_model_cfg *m, s
 /* Builds the upstream request for documents [off, off+cnt) of r to model m in shape w:
  * URL, headers (with the key) and body, in the arena. top_n is sent as
  * min(r->top_n, cnt): the overall top n is always within the parts' own top n.
- * Returns 0, or -1 when out of memory. */
+ * The Jina-style and Cohere bodies also carry every other top-level field of the
+ * client's request as it was (vendor options such as max_chunks_per_doc, instruction,
+ * max_tokens_per_doc). Returns 0, or -1 when out of memory. */
 int sl_rerank_encode(enum sl_rerank_wire w, const struct sl_rerank_req *r,
                      const struct sl_model_cfg *m, int off, int cnt, struct sl_arena *a,
                      struct sl_encoded *out);

@@ -221,6 +221,30 @@ static void test_encode(void **state)
            "\"parameters\":{\"top_n\":2,\"return_documents\":false}}");
 }
 
+/* Vendor options reach the flat shapes as they were; DashScope gets only its own fields. */
+static void test_encode_extra_fields(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct sl_arena *a = sl_arena_new();
+    struct sl_rerank_req r;
+    struct sl_error e;
+    struct sl_encoded enc;
+    int rc;
+    setup_model(&f, SL_RERANK_JINA, "http://h/v1", "up");
+    cJSON *root = read_req(a, "{\"model\":\"m\",\"query\":\"q\",\"documents\":[\"d\"],"
+                              "\"max_chunks_per_doc\":512,\"instruction\":\"rank \\\"it\\\"\"}",
+                           &r, &e, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(sl_rerank_encode(SL_RERANK_JINA, &r, &f.m, 0, 1, a, &enc), 0);
+    assert_string_equal(enc.body, "{\"model\":\"up\",\"query\":\"q\",\"documents\":[\"d\"],"
+                                  "\"max_chunks_per_doc\":512,\"instruction\":\"rank \\\"it\\\"\"}");
+    assert_int_equal(sl_rerank_encode(SL_RERANK_DASHSCOPE, &r, &f.m, 0, 1, a, &enc), 0);
+    assert_null(strstr(enc.body, "max_chunks_per_doc"));
+    cJSON_Delete(root);
+    sl_arena_free(a);
+}
+
 static void test_parse_reply(void **state)
 {
     (void)state;
@@ -347,7 +371,7 @@ int main(void)
         cmocka_unit_test(test_wire_and_url),   cmocka_unit_test(test_encode),
         cmocka_unit_test(test_parse_reply),    cmocka_unit_test(test_parse_error),
         cmocka_unit_test(test_sort_and_reply), cmocka_unit_test(test_sim_score),
-        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan),           cmocka_unit_test(test_encode_extra_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
