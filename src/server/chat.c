@@ -250,6 +250,7 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     struct chat *c = ctx;
     c->meta = *meta;
     sl_exchange_overhead_begin(c->x);
+    sl_plan_first_byte(c->plan, c);
     if (meta->status == 200 && c->client_stream && strcasestr(meta->content_type, "event-stream")) {
         c->relaying = 1; /* the client's reply starts with the first chunk (flush_out) */
     }
@@ -259,8 +260,10 @@ static void flush_out(struct chat *c)
 {
     if (!c->out.len)
         return;
-    if (!c->x->streaming)
+    if (!c->x->streaming) {
+        sl_plan_commit(c->x, c->plan, c); /* the first byte: this attempt wins */
         sl_exchange_stream_start(c->x);
+    }
     sl_exchange_stream_write(c->x, c->out.ptr, c->out.len);
     sl_buf_reset(&c->out);
 }
@@ -304,7 +307,7 @@ static void end_stream(struct chat *c, int status, const char *failure)
     if (failure && !c->x->streaming && !c->has_content) {
         struct sl_error e;
         sl_error_set(&e, status, "upstream_error", "upstream %s: %s", c->model->provider, failure);
-        sl_plan_failed(c->x, c->plan, &e, NULL);
+        sl_plan_attempt_failed(c->x, c->plan, c, &e, NULL);
         return;
     }
     if (failure && !c->saw_done && !c->saw_error) /* one error event per stream */
@@ -323,7 +326,7 @@ static void reply_failure(struct chat *c, enum sl_upstream_result r, const char 
 {
     struct sl_error e;
     sl_exchange_upstream_failure(&e, c->model->provider, r, detail);
-    sl_plan_failed(c->x, c->plan, &e, NULL);
+    sl_plan_attempt_failed(c->x, c->plan, c, &e, NULL);
 }
 
 /* An upstream HTTP error: the provider's status and message. */
@@ -337,7 +340,7 @@ static void reply_upstream_error(struct chat *c)
     if (e.status < 400 || e.status > 599)
         e.status = 502;
     sl_plan_note_limits(c->plan, &c->meta);
-    sl_plan_failed(c->x, c->plan, &e, c->meta.retry_after);
+    sl_plan_attempt_failed(c->x, c->plan, c, &e, c->meta.retry_after);
 }
 
 /* The usage of a whole reply, parsing only its top-level "usage" value: the rest
@@ -372,6 +375,7 @@ static void reply_whole(struct chat *c)
             sl_openai_usage(obj, &c->usage);
         cJSON_Delete(obj);
         if (escalate) {
+            sl_plan_commit(c->x, c->plan, c);
             sl_plan_escalate(c->x, c->plan, &c->usage);
             return;
         }
@@ -388,6 +392,7 @@ static void reply_whole(struct chat *c)
         c->est_completion = sl_openai_estimate_output(obj);
         cJSON_Delete(obj);
     }
+    sl_plan_commit(c->x, c->plan, c);
     c->x->status = 200;
     fill_row(c);
     sl_exchange_reply(c->x, 200, "application/json", p, n);
@@ -426,6 +431,22 @@ static void on_client_gone(struct sl_exchange *x)
     sl_exchange_client_left(x);
 }
 
+/* A hedge lost (or the request ended while it ran): stop it, and say what it used. */
+static void on_attempt_stop(void *path, struct sl_usage *spent, int *estimated)
+{
+    struct chat *c = path;
+    sl_upstream_cancel(c->call);
+    c->call = NULL;
+    if (c->usage.present) {
+        *spent = c->usage;
+        *estimated = 0;
+        return;
+    }
+    spent->prompt = sl_estimate_messages(cJSON_GetObjectItemCaseSensitive(c->root, "messages"));
+    spent->completion = c->est_completion;
+    *estimated = 1;
+}
+
 /* ---- the path ---- */
 
 static int start_upstream(struct chat *c, const char *body, size_t len)
@@ -459,7 +480,7 @@ void sl_fast_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
     size_t up_len = 0;
     if (!c || sl_arena_cleanup(x->arena, on_chat_cleanup, c)) {
         sl_error_set(&e, 503, "api_error", "out of memory");
-        sl_plan_failed(x, p, &e, NULL);
+        sl_plan_attempt_failed(x, p, NULL, &e, NULL);
         return;
     }
     c->x = x;
@@ -470,17 +491,16 @@ void sl_fast_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
     c->client_usage = p->stream &&
                       sl_json_bool(cJSON_GetObjectItemCaseSensitive(p->req, "stream_options"),
                                    "include_usage", 0);
-    x->state = c;
     sl_sse_reader_init(&c->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&c->body, SL_MAX_UPSTREAM_BODY);
     sl_buf_init(&c->out, SL_MAX_SSE_EVENT * 2);
     char *up_body = rewrite(c, p->raw, p->raw_len, &up_len);
     if (!up_body || start_upstream(c, up_body, up_len)) {
         sl_error_set(&e, 500, "api_error", "cannot start the upstream request");
-        sl_plan_failed(x, p, &e, NULL);
+        sl_plan_attempt_failed(x, p, c, &e, NULL);
         return;
     }
-    x->on_gone = on_client_gone;
+    sl_plan_attempt_begun(x, p, c, on_attempt_stop, on_client_gone);
     sl_exchange_overhead_end(x);
 }
 
