@@ -9,6 +9,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "core/log.h"
@@ -43,6 +44,8 @@ struct chat {
     char *chunk_id, *chunk_model;    /* from the first chunk, for a synthesised usage chunk */
     char *usage_json;                /* usage moved off a content chunk, as the provider sent it */
     int64_t chunk_created;
+    uint64_t hash;                   /* of the answer text, for mirrored requests */
+    size_t hashed;
 };
 
 static void on_chat_cleanup(void *p)
@@ -195,6 +198,8 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
         return;
     }
     remember_chunk(c, obj);
+    if (c->plan->mirrored)
+        sl_plan_hash_answer(obj, &c->hash, &c->hashed);
     int had_usage = sl_openai_usage(obj, &c->usage);
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
     int usage_only = had_usage && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
@@ -295,6 +300,7 @@ static void on_up_data(void *ctx, const char *p, size_t n)
 
 static void fill_row(struct chat *c)
 {
+    sl_plan_answer_hash(c->x, c->plan, c->hash, c->hashed);
     sl_exchange_account(c->x, c->model, &c->usage,
                         cJSON_GetObjectItemCaseSensitive(c->root, "messages"), c->est_completion);
 }
@@ -379,6 +385,11 @@ static void reply_whole(struct chat *c)
             sl_plan_escalate(c->x, c->plan, &c->usage);
             return;
         }
+    }
+    if (c->plan->mirrored) {
+        cJSON *obj = cJSON_ParseWithLength(p, n);
+        sl_plan_hash_answer(obj, &c->hash, &c->hashed);
+        cJSON_Delete(obj);
     }
     if (!reply_usage(p, n, &c->usage)) {
         /* No usage where OpenAI puts it (Moonshot's is in the choice), or no object at
@@ -487,6 +498,7 @@ void sl_fast_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
     c->plan = p;
     c->root = p->req;
     c->model = m;
+    c->hash = SL_HASH64_INIT;
     c->client_stream = p->stream;
     c->client_usage = p->stream &&
                       sl_json_bool(cJSON_GetObjectItemCaseSensitive(p->req, "stream_options"),

@@ -12,9 +12,11 @@
 #include <event2/keyvalq_struct.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/json.h"
 #include "meter/cost.h"
 #include "meter/estimate.h"
+#include "server/mirror.h"
 #include "upstream/upstream.h"
 
 static void on_req_cleanup(void *p)
@@ -205,7 +207,31 @@ void sl_plan_start(struct sl_exchange *x, struct sl_plan *p)
     sl_route_attempts_init(&p->att, p->group ? p->group : &single, p->route.n, now, client_ms,
                            (uint64_t)now);
     sl_route_attempts_first(&p->att, now, &p->step);
-    run_step(x, p, 1);
+    p->mirrored = p->step.action == SL_ACTION_TRY && sl_mirror_sampled(p->group, x->id);
+    struct sl_mirror *copies[SL_MAX_GROUP_DEPLOYMENTS];
+    size_t ncopies = sl_mirror_prepare(x, p, copies);
+    run_step(x, p, 1); /* may end the exchange: x and p are not touched after it */
+    sl_mirror_send(copies, ncopies);
+}
+
+void sl_plan_hash_answer(const cJSON *obj, uint64_t *h, size_t *n)
+{
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(obj, "choices"), 0);
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+    if (!part)
+        part = cJSON_GetObjectItemCaseSensitive(choice, "message");
+    const char *text = sl_json_str(part, "content", NULL);
+    if (!text || !*text)
+        return;
+    size_t len = strlen(text);
+    *h = sl_hash64(*h, text, len);
+    *n += len;
+}
+
+void sl_plan_answer_hash(struct sl_exchange *x, const struct sl_plan *p, uint64_t h, size_t n)
+{
+    if (p->mirrored && n && !x->row.error[0])
+        sl_hash64_hex(h, x->row.answer_hash);
 }
 
 static struct sl_route_outcome outcome_of(const struct sl_plan *p, const struct sl_error *e,

@@ -58,6 +58,7 @@ struct sl_plan {
     struct sl_attempt hedge;
     struct event *hedge_timer;    /* fires when current is slow to its first byte */
     int starting_hedge;           /* a path started now is the hedge */
+    int mirrored;                 /* copies go to the group's mirror: (hash the answer) */
 };
 
 /* A new plan in x's arena for a client of format cf. Takes ownership of req (freed
@@ -97,6 +98,14 @@ struct sl_timeouts sl_plan_timeouts(const struct sl_plan *p, const struct sl_mod
 void sl_plan_record(struct sl_exchange *x, const struct sl_plan *p, const struct sl_model_cfg *m,
                     int number, int64_t start_us, int status, const char *error, const char *why,
                     const struct sl_usage *spent, int estimated);
+
+/* Mirrored requests: extends *h with the text of choices[0] of obj (a chunk's
+ * delta.content or a completion's message.content) and adds its length to *n. */
+void sl_plan_hash_answer(const cJSON *obj, uint64_t *h, size_t *n);
+
+/* Writes the answer hash (h over n bytes; none when n is 0) on x's row when p was
+ * mirrored, for `sluice compare`. */
+void sl_plan_answer_hash(struct sl_exchange *x, const struct sl_plan *p, uint64_t h, size_t n);
 
 /* ---- hedging (src/server/hedge.c); only paths that can stop an attempt take part ---- */
 

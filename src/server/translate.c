@@ -9,6 +9,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "core/sse.h"
@@ -37,6 +38,8 @@ struct tx {
     struct sl_buf body, out;
     struct sl_usage usage;
     int64_t est_completion;
+    uint64_t hash;              /* of the answer text, for mirrored requests */
+    size_t hashed;
 };
 
 static void on_tx_cleanup(void *p)
@@ -53,6 +56,7 @@ static void on_tx_cleanup(void *p)
 
 static void account(struct tx *t)
 {
+    sl_plan_answer_hash(t->x, t->plan, t->hash, t->hashed);
     sl_exchange_account(t->x, t->m, &t->usage, cJSON_GetObjectItemCaseSensitive(t->req, "messages"),
                         t->est_completion);
 }
@@ -107,6 +111,8 @@ static int on_chunk(void *arg, const cJSON *chunk)
     t->est_completion += n;
     if (n)
         sl_exchange_first_token(t->x);
+    if (t->plan->mirrored)
+        sl_plan_hash_answer(chunk, &t->hash, &t->hashed);
     return t->cf->stream_chunk(t->enc, chunk, &t->out);
 }
 
@@ -183,6 +189,8 @@ static void reply_whole(struct tx *t)
     }
     struct sl_buf b = SL_BUF_INIT(SL_MAX_UPSTREAM_BODY * 2);
     t->est_completion = sl_openai_estimate_output(completion);
+    if (t->plan->mirrored)
+        sl_plan_hash_answer(completion, &t->hash, &t->hashed);
     int rc = t->cf->encode_reply(completion, &t->usage, &b);
     cJSON_Delete(completion);
     if (rc) {
@@ -256,6 +264,7 @@ void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct
     t->req = p->req;
     t->uf = sl_upstream_format(m->p->kind);
     t->stream = p->stream;
+    t->hash = SL_HASH64_INIT;
     x->state = t;
     sl_sse_reader_init(&t->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&t->body, SL_MAX_UPSTREAM_BODY);
