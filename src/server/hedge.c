@@ -10,13 +10,6 @@
 #include "core/clock.h"
 #include "server/plan.h"
 
-/* Only the fast path (an OpenAI client, an OpenAI-wire deployment) can stop an attempt
- * today, so only such a candidate is started as a hedge. */
-static int can_race(const struct sl_plan *p, const struct sl_model_cfg *m)
-{
-    return p->raw && m->p->kind == SL_WIRE_OPENAI && strcmp(p->cf->name, "openai") == 0;
-}
-
 static void observe_cancelled(struct sl_exchange *x, size_t index, int stream)
 {
     struct sl_route_outcome o = {.result = SL_OUTCOME_CANCELLED, .stream = stream,
@@ -77,7 +70,7 @@ static void on_hedge_timer(evutil_socket_t fd, short what, void *arg)
         return;
     size_t idx = p->route.c[p->att.next].model;
     const struct sl_model_cfg *m = &cfg->models[idx];
-    if (!can_race(p, m) || p->att.used >= p->att.budget)
+    if (p->att.used >= p->att.budget)
         return;
     if (sl_route_acquire(x->snap->health, idx, p->stream, now))
         return; /* the next one is benched now: the current attempt goes on alone */
@@ -91,7 +84,7 @@ static void on_hedge_timer(evutil_socket_t fd, short what, void *arg)
     p->hedge = (struct sl_attempt){.m = m, .index = idx, .number = p->attempts, .claimed = 1,
                                    .start_us = now};
     p->starting_hedge = 1;
-    sl_fast_start(x, p, m);
+    sl_plan_run_path(x, p, m);
     p->starting_hedge = 0;
 }
 

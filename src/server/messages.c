@@ -13,6 +13,7 @@
 #include "core/sse.h"
 #include "formats/anthropic_client.h"
 #include "formats/format.h"
+#include "meter/estimate.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -53,7 +54,7 @@ static void fail(struct pass *s, int status, const char *type, const char *msg)
 {
     struct sl_error e;
     sl_error_set(&e, status, type, "%s", msg);
-    sl_plan_failed(s->x, s->plan, &e, NULL);
+    sl_plan_attempt_failed(s->x, s->plan, s, &e, NULL);
 }
 
 /* The client's body with the provider's model name, every other byte kept; NULL when
@@ -89,6 +90,7 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     struct pass *s = ctx;
     s->meta = *meta;
     sl_exchange_overhead_begin(s->x);
+    sl_plan_first_byte(s->plan, s);
     if (meta->status == 200 && strcasestr(meta->content_type, "event-stream")) {
         s->relaying = 1;
         s->enc = sl_arena_alloc(s->x->arena, s->cf->stream_size ? s->cf->stream_size : 1);
@@ -101,8 +103,10 @@ static void on_up_data(void *ctx, const char *p, size_t n)
 {
     struct pass *s = ctx;
     if (s->relaying) {
-        if (!s->x->streaming)
+        if (!s->x->streaming) {
+            sl_plan_commit(s->x, s->plan, s); /* the first byte: this attempt wins */
             sl_exchange_stream_start(s->x); /* only now: until here the plan could fall over */
+        }
         sl_exchange_first_token(s->x);
         sl_exchange_stream_write(s->x, p, n);
         sl_sse_feed(&s->sse, p, n, on_event, s); /* usage only: the bytes went out as they came */
@@ -146,7 +150,7 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
     if (r != SL_UP_OK) {
         struct sl_error e;
         sl_exchange_upstream_failure(&e, s->m->provider, r, detail);
-        sl_plan_failed(s->x, s->plan, &e, NULL);
+        sl_plan_attempt_failed(s->x, s->plan, s, &e, NULL);
         return;
     }
     if (s->meta.status < 200 || s->meta.status >= 300) {
@@ -158,10 +162,11 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
         if (e.status < 400 || e.status > 599)
             e.status = 502;
         sl_plan_note_limits(s->plan, &s->meta);
-        sl_plan_failed(s->x, s->plan, &e, s->meta.retry_after);
+        sl_plan_attempt_failed(s->x, s->plan, s, &e, s->meta.retry_after);
         return;
     }
     /* Same format both sides: the provider's reply is the answer, byte for byte. */
+    sl_plan_commit(s->x, s->plan, s);
     s->x->status = s->meta.status;
     s->uf->sniff_usage(NULL, s->body.ptr ? s->body.ptr : "", s->body.len, &s->usage);
     account(s);
@@ -194,6 +199,21 @@ static int pass_headers(struct sl_exchange *x, const struct sl_provider_cfg *p, 
     return n;
 }
 
+/* A hedge lost (or the request ended while it ran): stop it, and say what it used. */
+static void on_attempt_stop(void *path, struct sl_usage *spent, int *estimated)
+{
+    struct pass *s = path;
+    sl_upstream_cancel(s->call);
+    s->call = NULL;
+    if (s->usage.present) {
+        *spent = s->usage;
+        *estimated = 0;
+        return;
+    }
+    spent->prompt = sl_estimate_messages(cJSON_GetObjectItemCaseSensitive(s->req, "messages"));
+    *estimated = 1;
+}
+
 void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
 {
     struct pass *s = sl_arena_alloc(x->arena, sizeof(*s));
@@ -201,12 +221,11 @@ void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
     if (!s || sl_arena_cleanup(x->arena, on_pass_cleanup, s)) {
         struct sl_error e;
         sl_error_set(&e, 503, "api_error", "out of memory");
-        sl_plan_failed(x, p, &e, NULL);
+        sl_plan_attempt_failed(x, p, NULL, &e, NULL);
         return;
     }
     *s = (struct pass){.x = x, .plan = p, .cf = p->cf, .uf = sl_upstream_format(SL_WIRE_ANTHROPIC),
                        .m = m, .req = p->req};
-    x->state = s;
     sl_sse_reader_init(&s->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&s->body, SL_MAX_UPSTREAM_BODY);
     char *up_body = splice_model(x, p->raw, p->raw_len, m->model, &up_len);
@@ -227,7 +246,7 @@ void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
         fail(s, 500, "api_error", "cannot start the upstream request");
         return;
     }
-    x->on_gone = on_client_gone;
+    sl_plan_attempt_begun(x, p, s, on_attempt_stop, on_client_gone);
     sl_exchange_overhead_end(x);
 }
 

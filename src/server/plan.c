@@ -181,6 +181,11 @@ static void begin_attempt(struct sl_exchange *x, struct sl_plan *p)
     p->current_index = idx;
     p->attempt_start_us = now;
     x->on_gone = NULL;
+    sl_plan_run_path(x, p, m);
+}
+
+void sl_plan_run_path(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
+{
     int same_wire = (m->p->kind == SL_WIRE_OPENAI && strcmp(p->cf->name, "openai") == 0) ||
                     (m->p->kind == SL_WIRE_ANTHROPIC && strcmp(p->cf->name, "anthropic") == 0);
     if (!same_wire || !p->raw)

@@ -107,7 +107,7 @@ void sl_plan_hash_answer(const cJSON *obj, uint64_t *h, size_t *n);
  * mirrored, for `sluice compare`. */
 void sl_plan_answer_hash(struct sl_exchange *x, const struct sl_plan *p, uint64_t h, size_t n);
 
-/* ---- hedging (src/server/hedge.c); only paths that can stop an attempt take part ---- */
+/* ---- hedging (src/server/hedge.c): every path registers its attempts here ---- */
 
 /* A path started its upstream call for the attempt being begun. For the request's
  * current attempt it becomes x->state with on_gone, and a hedge timer is armed when the
@@ -130,6 +130,10 @@ void sl_plan_attempt_failed(struct sl_exchange *x, struct sl_plan *p, void *path
 /* Stops a hedge still running (the exchange ends, or the plan moves on): recorded and
  * reported as cancelled. Disarms the timer. */
 void sl_plan_drop_hedge(struct sl_exchange *x, struct sl_plan *p);
+
+/* Runs one attempt of p on m on the path it needs: fast (OpenAI client and wire),
+ * pass-through (Anthropic client and wire) or translated (any other pair). */
+void sl_plan_run_path(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m);
 
 /* The paths. Each runs one attempt of p on deployment m. */
 void sl_fast_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m);

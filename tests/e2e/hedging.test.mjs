@@ -11,13 +11,14 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import { startSluice, runSluice, sanitizerReports, waitFor } from '../cases/lib/proc.mjs';
 import { simReply } from './harness.mjs';
 
 const T = { timeout: 20000 };
 const q = JSON.stringify;
 const SLOW_MS = 1500;
-let tmp, db, simSlow, simFast, serve, client, base;
+let tmp, db, simSlow, simFast, serve, client, anthropic, base;
 let nonce = 0;
 const uniq = (s) => `${s} n${process.pid}x${++nonce}`;
 const user = (content) => ({ role: 'user', content });
@@ -36,14 +37,19 @@ before(async () => {
     `  - { name: p-fast, kind: openai, base_url: ${q(`${simFast.url}/v1`)}, api_key: k }`,
     `  - { name: p-fast2, kind: openai, base_url: ${q(`${simFast.url}/v1`)}, api_key: k }`,
     `  - { name: p-slow2, kind: openai, base_url: ${q(`${simSlow.url}/v1`)}, api_key: k }`,
+    `  - { name: p-aslow, kind: anthropic, base_url: ${q(simSlow.url)}, api_key: k }`,
+    `  - { name: p-afast, kind: anthropic, base_url: ${q(simFast.url)}, api_key: k }`,
     'models:',
     '  - { name: h-slow, provider: p-slow, model: up-h-slow, price_in: 1, price_out: 2 }',
     '  - { name: h-fast, provider: p-fast, model: up-h-fast, price_in: 1, price_out: 2 }',
     '  - { name: h-fast2, provider: p-fast2, model: up-h-fast2 }',
     '  - { name: h-slow2, provider: p-slow2, model: up-h-slow2 }',
+    '  - { name: ha-slow, provider: p-aslow, model: up-ha-slow, price_in: 1, price_out: 2 }',
+    '  - { name: ha-fast, provider: p-afast, model: up-ha-fast, price_in: 1, price_out: 2 }',
     'groups:',
     '  - { name: g-hedge, deployments: [h-slow, h-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-nohedge, deployments: [h-slow, h-fast], retries: 2 }',
+    '  - { name: g-hedge-anth, deployments: [ha-slow, ha-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-bothslow, deployments: [h-slow, h-slow2], hedge: { after: 100ms }, retries: 2 }',
     '  - { name: g-quick, deployments: [h-fast, h-fast2], hedge: { after: 400ms }, retries: 2 }',
     '',
@@ -55,6 +61,7 @@ before(async () => {
   serve = await startSluice(['serve', '--config', cfgPath, '--listen', '127.0.0.1:0'], { name: 'sluice serve' });
   base = serve.url;
   client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'anything', timeout: 15000, maxRetries: 0 });
+  anthropic = new Anthropic({ baseURL: base, apiKey: 'anything', timeout: 15000, maxRetries: 0 });
 });
 
 after(async () => {
@@ -90,12 +97,12 @@ async function inFlight(name) {
   return j.deployments.find((d) => d.model === name).in_flight;
 }
 
-function assertHedged(rows, msg) {
+function assertHedged(rows, msg, slow = 'p-slow', fast = 'p-fast') {
   assert.equal(rows.length, 2, `two rows: ${q(rows)}`);
   const [lost, won] = rows;
   assert.equal(lost.attempt, 1);
   assert.equal(lost.final, 0, 'the slow attempt is an attempt row');
-  assert.equal(lost.provider, 'p-slow');
+  assert.equal(lost.provider, slow);
   assert.equal(lost.status, 0, 'a cancelled attempt is no error');
   assert.match(lost.why, /^hedge: lost/);
   assert.match(lost.error, /cancelled/);
@@ -106,11 +113,12 @@ function assertHedged(rows, msg) {
   assert.ok(lost.cost_micros > 0, 'and is priced');
   assert.equal(won.attempt, 2);
   assert.equal(won.final, 1);
-  assert.equal(won.provider, 'p-fast');
+  assert.equal(won.provider, fast);
   assert.equal(won.status, 200);
   assert.equal(won.why, 'hedge: won');
   assert.equal(won.estimated, 0, 'the winner bills the provider-reported usage');
-  assert.equal(won.prompt_tokens, msg.split(/\s+/).length + 3);
+  if (msg) assert.equal(won.prompt_tokens, msg.split(/\s+/).length + 3);
+  else assert.ok(won.prompt_tokens > 0);
 }
 
 test('slow first byte, non-stream: the hedge on the next deployment wins, the first attempt is cancelled and both are in the ledger', T, async () => {
@@ -146,6 +154,47 @@ test('slow first byte, stream: the hedge wins and streams the whole answer', T, 
   assert.ok(usage && usage.prompt_tokens === msg.split(/\s+/).length + 3, q(usage));
   const rows = await rowsOf(response.headers.get('x-request-id'), 2);
   assertHedged(rows, msg);
+});
+
+test('translated path (OpenAI client, Anthropic-wire deployments): the hedge wins, non-stream and stream', T, async () => {
+  const msg = uniq('hedge across formats');
+  const t0 = Date.now();
+  const { data: r, response } = await client.chat.completions
+    .create({ model: 'g-hedge-anth', messages: [user(msg)] }).withResponse();
+  assert.ok(Date.now() - t0 < SLOW_MS - 500, `answered in ${Date.now() - t0} ms`);
+  assert.equal(r.choices[0].message.content, simReply([user(msg)]));
+  assertHedged(await rowsOf(response.headers.get('x-request-id'), 2), null, 'p-aslow', 'p-afast');
+
+  const msg2 = uniq('hedge a translated stream');
+  const t1 = Date.now();
+  const { data: stream, response: res2 } = await client.chat.completions
+    .create({ model: 'g-hedge-anth', messages: [user(msg2)], stream: true }).withResponse();
+  let text = '';
+  for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+  assert.equal(text, simReply([user(msg2)]));
+  assert.ok(Date.now() - t1 < SLOW_MS - 500, `streamed in ${Date.now() - t1} ms`);
+  assertHedged(await rowsOf(res2.headers.get('x-request-id'), 2), null, 'p-aslow', 'p-afast');
+});
+
+test('pass-through path (Anthropic client and deployments): the hedge wins, non-stream and stream', T, async () => {
+  const msg = uniq('hedge my messages');
+  const t0 = Date.now();
+  const { data, response } = await anthropic.messages
+    .create({ model: 'g-hedge-anth', max_tokens: 256, messages: [user(msg)] }).withResponse();
+  assert.ok(Date.now() - t0 < SLOW_MS - 500, `answered in ${Date.now() - t0} ms`);
+  assert.equal(data.model, 'up-ha-fast', 'the fast deployment answered');
+  assert.equal(data.content[0].text, simReply([user(msg)]));
+  assertHedged(await rowsOf(response.headers.get('x-request-id'), 2), null, 'p-aslow', 'p-afast');
+
+  const msg2 = uniq('hedge my message stream');
+  const t1 = Date.now();
+  const { data: stream, response: res2 } = await anthropic.messages
+    .create({ model: 'g-hedge-anth', max_tokens: 256, messages: [user(msg2)], stream: true }).withResponse();
+  let text = '';
+  for await (const ev of stream) if (ev.type === 'content_block_delta') text += ev.delta.text ?? '';
+  assert.equal(text, simReply([user(msg2)]));
+  assert.ok(Date.now() - t1 < SLOW_MS - 500, `streamed in ${Date.now() - t1} ms`);
+  assertHedged(await rowsOf(res2.headers.get('x-request-id'), 2), null, 'p-aslow', 'p-afast');
 });
 
 test('without hedge: the same group waits for the slow deployment (one attempt)', T, async () => {
