@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "core/sse.h"
@@ -33,6 +34,8 @@ struct pass {
     struct sl_sse_reader sse;
     struct sl_buf body;
     struct sl_usage usage;
+    uint64_t hash;               /* of the answer text, for mirrored requests */
+    size_t hashed;
 };
 
 static void on_pass_cleanup(void *p)
@@ -46,6 +49,7 @@ static void on_pass_cleanup(void *p)
 
 static void account(struct pass *s)
 {
+    sl_plan_answer_hash(s->x, s->plan, s->hash, s->hashed);
     sl_exchange_account(s->x, s->m, &s->usage, cJSON_GetObjectItemCaseSensitive(s->req, "messages"), 0);
 }
 
@@ -75,6 +79,30 @@ static char *splice_model(struct sl_exchange *x, const char *body, size_t len, c
     return r;
 }
 
+/* Mirrored requests: the answer text of a text_delta event, for sluice compare. */
+static void hash_delta(struct pass *s, const struct sl_sse_event *ev)
+{
+    cJSON *obj = cJSON_ParseWithLength(ev->data, ev->data_len);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(obj, "delta");
+    const char *text = sl_json_str(delta, "text", NULL);
+    if (text && *text) {
+        s->hash = sl_hash64(s->hash, text, strlen(text));
+        s->hashed += strlen(text);
+    }
+    cJSON_Delete(obj);
+}
+
+/* Mirrored requests: the answer text of a whole reply, read as the canonical one. */
+static void hash_reply(struct pass *s)
+{
+    struct sl_error e;
+    struct sl_usage u = {0};
+    cJSON *completion = s->uf->decode_reply(s->body.ptr ? s->body.ptr : "", s->body.len,
+                                            s->m->model, &u, &e);
+    sl_plan_hash_answer(completion, &s->hash, &s->hashed);
+    cJSON_Delete(completion);
+}
+
 static int on_event(void *arg, const struct sl_sse_event *ev)
 {
     struct pass *s = arg;
@@ -82,6 +110,8 @@ static int on_event(void *arg, const struct sl_sse_event *ev)
         s->saw_stop = 1;
     if (!ev->comment)
         s->uf->sniff_usage(ev, NULL, 0, &s->usage);
+    if (s->plan->mirrored && ev->type_len == 19 && memcmp(ev->type, "content_block_delta", 19) == 0)
+        hash_delta(s, ev);
     return 0;
 }
 
@@ -169,6 +199,8 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
     sl_plan_commit(s->x, s->plan, s);
     s->x->status = s->meta.status;
     s->uf->sniff_usage(NULL, s->body.ptr ? s->body.ptr : "", s->body.len, &s->usage);
+    if (s->plan->mirrored)
+        hash_reply(s);
     account(s);
     sl_exchange_reply(s->x, s->meta.status, s->meta.content_type[0] ? s->meta.content_type
                                                                      : "application/json",
@@ -225,7 +257,7 @@ void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
         return;
     }
     *s = (struct pass){.x = x, .plan = p, .cf = p->cf, .uf = sl_upstream_format(SL_WIRE_ANTHROPIC),
-                       .m = m, .req = p->req};
+                       .m = m, .req = p->req, .hash = SL_HASH64_INIT};
     sl_sse_reader_init(&s->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&s->body, SL_MAX_UPSTREAM_BODY);
     char *up_body = splice_model(x, p->raw, p->raw_len, m->model, &up_len);

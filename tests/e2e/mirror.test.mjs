@@ -14,6 +14,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import { startSluice, runSluice, sanitizerReports, waitFor } from '../cases/lib/proc.mjs';
 import { simReply } from './harness.mjs';
 
@@ -21,7 +22,7 @@ const T = { timeout: 30000 };
 const q = JSON.stringify;
 const SHADOW_MS = 400;
 const N = 4;
-let tmp, db, store, simA, simSlow, other, otherRequests = 0, serve, client;
+let tmp, db, store, simA, simSlow, other, otherRequests = 0, serve, client, anthropic;
 const ids = [];
 const user = (content) => ({ role: 'user', content });
 
@@ -59,14 +60,17 @@ before(async () => {
     `  - { name: p-primary, kind: openai, base_url: ${q(`${simA.url}/v1`)}, api_key: k }`,
     `  - { name: p-shadow, kind: openai, base_url: ${q(`${simSlow.url}/v1`)}, api_key: k }`,
     `  - { name: p-other, kind: openai, base_url: ${q(`http://127.0.0.1:${other.address().port}/v1`)}, api_key: k }`,
+    `  - { name: p-anth, kind: anthropic, base_url: ${q(simA.url)}, api_key: k }`,
     `  - { name: p-dead, kind: openai, base_url: ${q(`http://127.0.0.1:${dead}/v1`)}, api_key: k }`,
     'models:',
     '  - { name: m-primary, provider: p-primary, model: up-m-primary, price_in: 1, price_out: 2 }',
     '  - { name: m-shadow, provider: p-shadow, model: up-m-shadow, price_in: 3, price_out: 4 }',
     '  - { name: m-other, provider: p-other, model: up-m-other, price_in: 1, price_out: 1 }',
     '  - { name: m-dead, provider: p-dead, model: up-m-dead }',
+    '  - { name: m-anth, provider: p-anth, model: up-m-anth }',
     'groups:',
     '  - { name: g-mirror, deployments: [m-primary], mirror: { to: [m-shadow, m-other, m-dead], sample: 1.0 } }',
+    '  - { name: g-anth, deployments: [m-anth], mirror: { to: [m-shadow, m-other] } }',
     '  - { name: g-none, deployments: [m-primary], mirror: { to: [m-shadow], sample: 0 } }',
     '',
   ].join('\n');
@@ -76,6 +80,7 @@ before(async () => {
   assert.equal(chk.code, 0, `config check: ${chk.stderr}\n${cfg}`);
   serve = await startSluice(['serve', '--config', cfgPath, '--listen', '127.0.0.1:0'], { name: 'sluice serve' });
   client = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: 'anything', timeout: 15000, maxRetries: 0 });
+  anthropic = new Anthropic({ baseURL: serve.url, apiKey: 'anything', timeout: 15000, maxRetries: 0 });
 });
 
 after(async () => {
@@ -209,6 +214,32 @@ test('sluice compare --since 1d: per deployment numbers match the ledger rows', 
   assert.deepEqual(JSON.parse(none.stdout), []);
   const bad = await runSluice(['compare', '--store', store, '--since', 'yesterday']);
   assert.equal(bad.code, 2);
+});
+
+test('an Anthropic client on the pass-through path: copies in the OpenAI wire format, agreement still known', T, async () => {
+  const reqIds = [];
+  const msg = 'mirror my anthropic message';
+  const { data, response } = await anthropic.messages
+    .create({ model: 'g-anth', max_tokens: 128, messages: [user(msg)] }).withResponse();
+  assert.equal(data.content[0].text, simReply([user(msg)]));
+  reqIds.push(response.headers.get('x-request-id'));
+  const msg2 = 'mirror my anthropic stream';
+  const { data: stream, response: r2 } = await anthropic.messages
+    .create({ model: 'g-anth', max_tokens: 128, messages: [user(msg2)], stream: true }).withResponse();
+  let text = '';
+  for await (const ev of stream) if (ev.type === 'content_block_delta') text += ev.delta.text ?? '';
+  assert.equal(text, simReply([user(msg2)]));
+  reqIds.push(r2.headers.get('x-request-id'));
+  const list = reqIds.map((i) => `'${i}'`).join(',');
+  await waitFor(() => sql(`SELECT count(*) AS n FROM usage WHERE mirror_of IN (${list})`)[0].n >= 4, 10000, 50);
+  const out = await runSluice(['compare', '--store', store, '--group', 'g-anth', '--format', 'json']);
+  assert.equal(out.code, 0, out.stderr);
+  const by = Object.fromEntries(JSON.parse(out.stdout).map((s) => [s.provider, s]));
+  assert.equal(by['p-anth'].requests, 2);
+  assert.equal(by['p-anth'].role, 'primary');
+  assert.deepEqual([by['p-shadow'].requests, by['p-shadow'].compared, by['p-shadow'].agreed], [2, 2, 2],
+    `the same text through both wire formats agrees: ${out.stdout}`);
+  assert.deepEqual([by['p-other'].compared, by['p-other'].agreed], [2, 0]);
 });
 
 test('sluice cost report: the copies are billed on a row of their own, not as the client\'s requests', T, async () => {
