@@ -37,11 +37,12 @@ static void disarm(struct sl_plan *p)
         evtimer_del(p->hedge_timer);
 }
 
-/* The plan's current attempt, as a struct of its own, and back. */
-static struct sl_attempt current_of(const struct sl_plan *p)
+/* The plan's current attempt, as a struct of its own, and back. The two attempts may
+ * be on different paths, so the client-gone reaction travels with each. */
+static struct sl_attempt current_of(const struct sl_exchange *x, const struct sl_plan *p)
 {
-    return (struct sl_attempt){p->path, p->stop, p->current, p->current_index, p->number,
-                               p->claimed, p->first_byte, p->attempt_start_us};
+    return (struct sl_attempt){p->path, p->stop, x->on_gone, p->current, p->current_index,
+                               p->number, p->claimed, p->first_byte, p->attempt_start_us};
 }
 
 static void make_current(struct sl_exchange *x, struct sl_plan *p, const struct sl_attempt *a)
@@ -55,6 +56,7 @@ static void make_current(struct sl_exchange *x, struct sl_plan *p, const struct 
     p->first_byte = a->first_byte;
     p->attempt_start_us = a->start_us;
     x->state = a->path;
+    x->on_gone = a->on_gone;
     x->row.attempt = a->number;
 }
 
@@ -109,6 +111,7 @@ void sl_plan_attempt_begun(struct sl_exchange *x, struct sl_plan *p, void *path,
     if (p->starting_hedge) {
         p->hedge.path = path;
         p->hedge.stop = stop;
+        p->hedge.on_gone = on_gone;
         return;
     }
     p->path = path;
@@ -132,7 +135,7 @@ void sl_plan_commit(struct sl_exchange *x, struct sl_plan *p, void *path)
     if (!p->hedge.path)
         return;
     if (path == p->hedge.path) {
-        struct sl_attempt loser = current_of(p), winner = p->hedge;
+        struct sl_attempt loser = current_of(x, p), winner = p->hedge;
         p->hedge = (struct sl_attempt){0};
         make_current(x, p, &winner);
         stop_loser(x, p, &loser, "hedge: lost, the hedge answered first");
@@ -152,7 +155,7 @@ void sl_plan_attempt_failed(struct sl_exchange *x, struct sl_plan *p, void *path
         return;
     }
     /* The other attempt is still running: this one is only recorded. */
-    struct sl_attempt failed = is_hedge ? p->hedge : current_of(p);
+    struct sl_attempt failed = is_hedge ? p->hedge : current_of(x, p);
     struct sl_route_outcome o = {.result = SL_OUTCOME_HTTP, .status = e->status,
                                  .stream = p->stream, .retry_after_ms = -1};
     if (strcmp(e->code, "upstream_unreachable") == 0)

@@ -22,6 +22,7 @@ typedef void (*sl_attempt_stop_cb)(void *path, struct sl_usage *spent, int *esti
 struct sl_attempt {
     void *path;                   /* the path's state of this attempt */
     sl_attempt_stop_cb stop;
+    sl_gone_cb on_gone;           /* the path's reaction to the client leaving */
     const struct sl_model_cfg *m;
     size_t index;                 /* in cfg->models */
     int number;                   /* its attempt number (the ledger's) */

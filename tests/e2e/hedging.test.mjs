@@ -50,6 +50,7 @@ before(async () => {
     '  - { name: g-hedge, deployments: [h-slow, h-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-nohedge, deployments: [h-slow, h-fast], retries: 2 }',
     '  - { name: g-hedge-anth, deployments: [ha-slow, ha-fast], hedge: { after: 150ms }, retries: 2 }',
+    '  - { name: g-mixed, deployments: [ha-slow, h-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-bothslow, deployments: [h-slow, h-slow2], hedge: { after: 100ms }, retries: 2 }',
     '  - { name: g-quick, deployments: [h-fast, h-fast2], hedge: { after: 400ms }, retries: 2 }',
     '',
@@ -195,6 +196,28 @@ test('pass-through path (Anthropic client and deployments): the hedge wins, non-
   assert.equal(text, simReply([user(msg2)]));
   assert.ok(Date.now() - t1 < SLOW_MS - 500, `streamed in ${Date.now() - t1} ms`);
   assertHedged(await rowsOf(res2.headers.get('x-request-id'), 2), null, 'p-aslow', 'p-afast');
+});
+
+test('the two attempts on different paths (translated first, fast hedge): the client leaves mid-stream after the hedge won', T, async () => {
+  const msg = uniq('mixed paths @sim:delay=50 @sim:words=60');
+  const ac = new AbortController();
+  const stream = await client.chat.completions.create(
+    { model: 'g-mixed', messages: [user(msg)], stream: true }, { signal: ac.signal });
+  let got = '', model = null;
+  try {
+    for await (const c of stream) {
+      model ??= c.model;
+      got += c.choices[0]?.delta?.content ?? '';
+      if (got.length > 10) ac.abort(); // the hedge (fast path) is answering: leave
+    }
+  } catch { /* the SDK may end or throw on abort */ }
+  assert.ok(got.length < simReply([user(msg)]).length, 'left before the end of the answer');
+  assert.equal(model, 'up-h-fast', 'the fast-path hedge won the race against the translated attempt');
+  await waitFor(async () => (await inFlight('h-fast')) === 0 && (await inFlight('ha-slow')) === 0, 3000, 50);
+  assert.equal(await inFlight('h-fast'), 0, 'the winner was stopped when the client left' + tail());
+  assert.equal(await inFlight('ha-slow'), 0, 'the loser was cancelled when the hedge won');
+  const health = await fetch(`${base}/health`);
+  assert.equal(health.status, 200, 'sluice is still serving');
 });
 
 test('without hedge: the same group waits for the slow deployment (one attempt)', T, async () => {
