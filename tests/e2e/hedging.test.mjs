@@ -18,7 +18,7 @@ import { simReply } from './harness.mjs';
 const T = { timeout: 20000 };
 const q = JSON.stringify;
 const SLOW_MS = 1500;
-let tmp, db, simSlow, simFast, serve, client, anthropic, base;
+let tmp, db, simSlow, simFast, simMid, serve, client, anthropic, base;
 let nonce = 0;
 const uniq = (s) => `${s} n${process.pid}x${++nonce}`;
 const user = (content) => ({ role: 'user', content });
@@ -28,6 +28,7 @@ before(async () => {
   db = path.join(tmp, 'sluice.db');
   simSlow = await startSluice(['sim', '--listen', '127.0.0.1:0', '--ttft-ms', String(SLOW_MS), '--latency-ms', String(SLOW_MS), '--chunk-delay-ms', '1'], { name: 'sim slow' });
   simFast = await startSluice(['sim', '--listen', '127.0.0.1:0', '--ttft-ms', '0', '--chunk-delay-ms', '1'], { name: 'sim fast' });
+  simMid = await startSluice(['sim', '--listen', '127.0.0.1:0', '--ttft-ms', '40', '--latency-ms', '40', '--quiet'], { name: 'sim mid' });
   const cfg = [
     'server: { workers: 2 }',
     `store: ${q(`sqlite://${db}`)}`,
@@ -37,6 +38,7 @@ before(async () => {
     `  - { name: p-fast, kind: openai, base_url: ${q(`${simFast.url}/v1`)}, api_key: k }`,
     `  - { name: p-fast2, kind: openai, base_url: ${q(`${simFast.url}/v1`)}, api_key: k }`,
     `  - { name: p-slow2, kind: openai, base_url: ${q(`${simSlow.url}/v1`)}, api_key: k }`,
+    `  - { name: p-mid, kind: openai, base_url: ${q(`${simMid.url}/v1`)}, api_key: k }`,
     `  - { name: p-aslow, kind: anthropic, base_url: ${q(simSlow.url)}, api_key: k }`,
     `  - { name: p-afast, kind: anthropic, base_url: ${q(simFast.url)}, api_key: k }`,
     'models:',
@@ -44,12 +46,14 @@ before(async () => {
     '  - { name: h-fast, provider: p-fast, model: up-h-fast, price_in: 1, price_out: 2 }',
     '  - { name: h-fast2, provider: p-fast2, model: up-h-fast2 }',
     '  - { name: h-slow2, provider: p-slow2, model: up-h-slow2 }',
+    '  - { name: h-mid, provider: p-mid, model: up-h-mid }',
     '  - { name: ha-slow, provider: p-aslow, model: up-ha-slow, price_in: 1, price_out: 2 }',
     '  - { name: ha-fast, provider: p-afast, model: up-ha-fast, price_in: 1, price_out: 2 }',
     'groups:',
     '  - { name: g-hedge, deployments: [h-slow, h-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-nohedge, deployments: [h-slow, h-fast], retries: 2 }',
     '  - { name: g-hedge-anth, deployments: [ha-slow, ha-fast], hedge: { after: 150ms }, retries: 2 }',
+    `  - { name: g-p95, deployments: [h-mid, h-fast2], hedge: { after: p95 }, retries: 2, breaker: { consecutive: 0, min_requests: 1000000 } }`,
     '  - { name: g-mixed, deployments: [ha-slow, h-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-bothslow, deployments: [h-slow, h-slow2], hedge: { after: 100ms }, retries: 2 }',
     '  - { name: g-quick, deployments: [h-fast, h-fast2], hedge: { after: 400ms }, retries: 2 }',
@@ -69,6 +73,8 @@ after(async () => {
   await serve?.stop(10000);
   await simSlow?.stop(5000);
   await simFast?.stop(5000);
+  if (simMid?.alive()) simMid.child.kill('SIGCONT');
+  await simMid?.stop(5000);
   if (tmp && !process.env.KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -220,6 +226,32 @@ test('the two attempts on different paths (translated first, fast hedge): the cl
   assert.equal(health.status, 200, 'sluice is still serving');
 });
 
+test('hedge after p95: no hedge until 20 answers were seen, then one at the observed p95 time to first token', T, async () => {
+  // 19 answers: too few for a p95, so no hedge can start yet
+  for (let i = 0; i < 19; i++) await client.chat.completions.create({ model: 'g-p95', messages: [user(uniq('warm'))] });
+  const h = (await (await fetch(`${base}/admin/health`)).json()).deployments.find((d) => d.model === 'h-mid');
+  assert.equal(h.p95_ttft_ms, -1, 'no p95 before 20 answers');
+  const { response: r0 } = await client.chat.completions.create({ model: 'g-p95', messages: [user(uniq('twentieth'))] }).withResponse();
+  assert.equal((await rowsOf(r0.headers.get('x-request-id'), 1)).length, 1);
+  const h2 = (await (await fetch(`${base}/admin/health`)).json()).deployments.find((d) => d.model === 'h-mid');
+  assert.ok(h2.p95_ttft_ms >= 40 && h2.p95_ttft_ms < 400, `p95 ${h2.p95_ttft_ms} ms from 20 answers of ~40 ms`);
+  // now h-mid hangs: the hedge starts at about its p95 and answers
+  simMid.child.kill('SIGSTOP');
+  try {
+    const t0 = Date.now();
+    const { data: r, response } = await client.chat.completions
+      .create({ model: 'g-p95', messages: [user(uniq('p95 hedge'))] }).withResponse();
+    const ms = Date.now() - t0;
+    assert.equal(r.model, 'up-h-fast2', 'the hedge answered');
+    assert.ok(ms >= h2.p95_ttft_ms - 5 && ms < h2.p95_ttft_ms + 400, `answered after ${ms} ms, p95 ${h2.p95_ttft_ms} ms`);
+    const rows = await rowsOf(response.headers.get('x-request-id'), 2);
+    assert.deepEqual(rows.map((x) => [x.provider, x.final, x.why.split(',')[0]]),
+      [['p-mid', 0, 'hedge: lost'], ['p-fast2', 1, 'hedge: won']]);
+  } finally {
+    simMid.child.kill('SIGCONT');
+  }
+});
+
 test('without hedge: the same group waits for the slow deployment (one attempt)', T, async () => {
   const msg = uniq('no hedge here');
   const t0 = Date.now();
@@ -267,7 +299,7 @@ test('SIGTERM: sluice serve and the sims exit 0 with no sanitizer report', T, as
   const r = await serve.stop(10000);
   assert.deepEqual(sanitizerReports(serve.stderr()), [], tail());
   assert.equal(r.code, 0, `exit ${r.code} ${r.signal}${tail()}`);
-  for (const sim of [simSlow, simFast]) {
+  for (const sim of [simSlow, simFast, simMid]) {
     const s = await sim.stop(5000);
     assert.deepEqual(sanitizerReports(sim.stderr()), []);
     assert.equal(s.code, 0);
