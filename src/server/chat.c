@@ -241,6 +241,7 @@ static int on_sse_event(void *arg, const struct sl_sse_event *ev)
     }
     if (c->saw_done)
         return 0;
+    sl_plan_first_byte(c->plan, c); /* a stream's first event, keep-alives aside */
     on_data_event(c, ev);
     return c->broken;
 }
@@ -255,9 +256,10 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     struct chat *c = ctx;
     c->meta = *meta;
     sl_exchange_overhead_begin(c->x);
-    sl_plan_first_byte(c->plan, c);
     if (meta->status == 200 && c->client_stream && strcasestr(meta->content_type, "event-stream")) {
         c->relaying = 1; /* the client's reply starts with the first chunk (flush_out) */
+    } else {
+        sl_plan_first_byte(c->plan, c); /* a whole reply, or an error: it is answering */
     }
 }
 

@@ -116,7 +116,8 @@ void sl_plan_answer_hash(struct sl_exchange *x, const struct sl_plan *p, uint64_
 void sl_plan_attempt_begun(struct sl_exchange *x, struct sl_plan *p, void *path,
                            sl_attempt_stop_cb stop, sl_gone_cb on_gone);
 
-/* path's upstream began to answer (headers arrived): no hedge is started for it. */
+/* path's upstream began to answer (a whole reply's or an error's headers, a stream's
+ * first event other than a keep-alive comment): no hedge is started for it. */
 void sl_plan_first_byte(struct sl_plan *p, void *path);
 
 /* path is about to send its first byte to the client: it wins, the other attempt (if

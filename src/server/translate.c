@@ -124,6 +124,8 @@ static int on_chunk(void *arg, const cJSON *chunk)
 static int on_event(void *arg, const struct sl_sse_event *ev)
 {
     struct tx *t = arg;
+    if (!ev->comment)
+        sl_plan_first_byte(t->plan, t); /* a stream's first event, keep-alives aside */
     t->stop = t->uf->stream_event(t->dec, ev, on_chunk, t, &t->usage, &t->stop_err);
     return t->stop != 0;
 }
@@ -133,7 +135,8 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     struct tx *t = ctx;
     t->meta = *meta;
     sl_exchange_overhead_begin(t->x);
-    sl_plan_first_byte(t->plan, t);
+    if (!(meta->status == 200 && t->stream && strcasestr(meta->content_type, "event-stream")))
+        sl_plan_first_byte(t->plan, t); /* a whole reply, or an error: it is answering */
     if (meta->status == 200 && t->stream && strcasestr(meta->content_type, "event-stream")) {
         t->relaying = 1;
         t->dec = sl_arena_alloc(t->x->arena, t->uf->stream_size ? t->uf->stream_size : 1);

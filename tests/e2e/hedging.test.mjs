@@ -18,7 +18,7 @@ import { simReply } from './harness.mjs';
 const T = { timeout: 20000 };
 const q = JSON.stringify;
 const SLOW_MS = 1500;
-let tmp, db, simSlow, simFast, simMid, serve, client, anthropic, base;
+let tmp, db, simSlow, simFast, simMid, simPings, serve, client, anthropic, base;
 let nonce = 0;
 const uniq = (s) => `${s} n${process.pid}x${++nonce}`;
 const user = (content) => ({ role: 'user', content });
@@ -28,6 +28,8 @@ before(async () => {
   db = path.join(tmp, 'sluice.db');
   simSlow = await startSluice(['sim', '--listen', '127.0.0.1:0', '--ttft-ms', String(SLOW_MS), '--latency-ms', String(SLOW_MS), '--chunk-delay-ms', '1'], { name: 'sim slow' });
   simFast = await startSluice(['sim', '--listen', '127.0.0.1:0', '--ttft-ms', '0', '--chunk-delay-ms', '1'], { name: 'sim fast' });
+  // answers at once, but sends its keep-alive comments 400 ms apart before the first chunk
+  simPings = await startSluice(['sim', '--listen', '127.0.0.1:0', '--ttft-ms', '0', '--chunk-delay-ms', '400', '--quiet'], { name: 'sim pings' });
   simMid = await startSluice(['sim', '--listen', '127.0.0.1:0', '--ttft-ms', '40', '--latency-ms', '40', '--quiet'], { name: 'sim mid' });
   const cfg = [
     'server: { workers: 2 }',
@@ -38,6 +40,7 @@ before(async () => {
     `  - { name: p-fast, kind: openai, base_url: ${q(`${simFast.url}/v1`)}, api_key: k }`,
     `  - { name: p-fast2, kind: openai, base_url: ${q(`${simFast.url}/v1`)}, api_key: k }`,
     `  - { name: p-slow2, kind: openai, base_url: ${q(`${simSlow.url}/v1`)}, api_key: k }`,
+    `  - { name: p-pings, kind: openai, base_url: ${q(`${simPings.url}/v1`)}, api_key: k }`,
     `  - { name: p-mid, kind: openai, base_url: ${q(`${simMid.url}/v1`)}, api_key: k }`,
     `  - { name: p-aslow, kind: anthropic, base_url: ${q(simSlow.url)}, api_key: k }`,
     `  - { name: p-afast, kind: anthropic, base_url: ${q(simFast.url)}, api_key: k }`,
@@ -46,6 +49,7 @@ before(async () => {
     '  - { name: h-fast, provider: p-fast, model: up-h-fast, price_in: 1, price_out: 2 }',
     '  - { name: h-fast2, provider: p-fast2, model: up-h-fast2 }',
     '  - { name: h-slow2, provider: p-slow2, model: up-h-slow2 }',
+    '  - { name: h-pings, provider: p-pings, model: up-h-pings, price_in: 1, price_out: 2 }',
     '  - { name: h-mid, provider: p-mid, model: up-h-mid }',
     '  - { name: ha-slow, provider: p-aslow, model: up-ha-slow, price_in: 1, price_out: 2 }',
     '  - { name: ha-fast, provider: p-afast, model: up-ha-fast, price_in: 1, price_out: 2 }',
@@ -54,6 +58,7 @@ before(async () => {
     '  - { name: g-nohedge, deployments: [h-slow, h-fast], retries: 2 }',
     '  - { name: g-hedge-anth, deployments: [ha-slow, ha-fast], hedge: { after: 150ms }, retries: 2 }',
     `  - { name: g-p95, deployments: [h-mid, h-fast2], hedge: { after: p95 }, retries: 2, breaker: { consecutive: 0, min_requests: 1000000 } }`,
+    '  - { name: g-pings, deployments: [h-pings, h-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-mixed, deployments: [ha-slow, h-fast], hedge: { after: 150ms }, retries: 2 }',
     '  - { name: g-bothslow, deployments: [h-slow, h-slow2], hedge: { after: 100ms }, retries: 2 }',
     '  - { name: g-quick, deployments: [h-fast, h-fast2], hedge: { after: 400ms }, retries: 2 }',
@@ -75,6 +80,7 @@ after(async () => {
   await simFast?.stop(5000);
   if (simMid?.alive()) simMid.child.kill('SIGCONT');
   await simMid?.stop(5000);
+  await simPings?.stop(5000);
   if (tmp && !process.env.KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -161,6 +167,23 @@ test('slow first byte, stream: the hedge wins and streams the whole answer', T, 
   assert.ok(usage && usage.prompt_tokens === msg.split(/\s+/).length + 3, q(usage));
   const rows = await rowsOf(response.headers.get('x-request-id'), 2);
   assertHedged(rows, msg);
+});
+
+test('a stream whose headers come at once but whose first chunk does not (keep-alives only): still hedged', T, async () => {
+  const msg = uniq('pings first @sim:keepalive=3');
+  const t0 = Date.now();
+  const { data: stream, response } = await client.chat.completions
+    .create({ model: 'g-pings', messages: [user(msg)], stream: true }).withResponse();
+  let text = '', models = new Set();
+  for await (const c of stream) {
+    models.add(c.model);
+    text += c.choices[0]?.delta?.content ?? '';
+  }
+  assert.deepEqual([...models], ['up-h-fast']);
+  assert.equal(text, simReply([user(msg)]));
+  assert.ok(Date.now() - t0 < 1000, `streamed in ${Date.now() - t0} ms, not after 3 keep-alives 400 ms apart`);
+  const rows = await rowsOf(response.headers.get('x-request-id'), 2);
+  assertHedged(rows, msg, 'p-pings', 'p-fast');
 });
 
 test('translated path (OpenAI client, Anthropic-wire deployments): the hedge wins, non-stream and stream', T, async () => {
@@ -299,7 +322,7 @@ test('SIGTERM: sluice serve and the sims exit 0 with no sanitizer report', T, as
   const r = await serve.stop(10000);
   assert.deepEqual(sanitizerReports(serve.stderr()), [], tail());
   assert.equal(r.code, 0, `exit ${r.code} ${r.signal}${tail()}`);
-  for (const sim of [simSlow, simFast, simMid]) {
+  for (const sim of [simSlow, simFast, simMid, simPings]) {
     const s = await sim.stop(5000);
     assert.deepEqual(sanitizerReports(sim.stderr()), []);
     assert.equal(s.code, 0);
