@@ -266,7 +266,7 @@ test('hedge after p95: no hedge until 20 answers were seen, then one at the obse
       .create({ model: 'g-p95', messages: [user(uniq('p95 hedge'))] }).withResponse();
     const ms = Date.now() - t0;
     assert.equal(r.model, 'up-h-fast2', 'the hedge answered');
-    assert.ok(ms >= h2.p95_ttft_ms - 5 && ms < h2.p95_ttft_ms + 400, `answered after ${ms} ms, p95 ${h2.p95_ttft_ms} ms`);
+    assert.ok(ms >= h2.p95_ttft_ms - 5 && ms < h2.p95_ttft_ms + 1500, `answered after ${ms} ms, p95 ${h2.p95_ttft_ms} ms`);
     const rows = await rowsOf(response.headers.get('x-request-id'), 2);
     assert.deepEqual(rows.map((x) => [x.provider, x.final, x.why.split(',')[0]]),
       [['p-mid', 0, 'hedge: lost'], ['p-fast2', 1, 'hedge: won']]);
