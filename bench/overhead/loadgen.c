@@ -1,6 +1,6 @@
 /* loadgen: the HTTP/1.1 load generator of bench/overhead (raw epoll, one thread).
  *
- *   loadgen closed --port P [--conns 64] [--duration 5] [--warmup 1]
+ *   loadgen closed --port P [--conns 64] [--duration 5] [--warmup 1] [--model NAME]
  *   loadgen open   --port P --rate R [--duration 6] [--warmup 1] [--conns 64] [--max-conns 512]
  *   loadgen stream --port P [--count 100] [--conns 4] [--expect 20] [--msg TEXT]
  *   loadgen hold   --port P [--conns 1000] [--duration 12] [--msg TEXT]
@@ -72,7 +72,8 @@ static struct {
     int port, conns, max_conns, count, expect;
     double rate, duration, warmup;
     const char *msg;
-} o = {.conns = -1, .max_conns = 512, .count = 100, .expect = 20, .duration = -1, .warmup = 1};
+    const char *model; /* --model (default sim-small): a model or group of the proxy */
+} o = {.model = "sim-small", .conns = -1, .max_conns = 512, .count = 100, .expect = 20, .duration = -1, .warmup = 1};
 
 static int ep;
 static struct conn *cs;
@@ -148,10 +149,10 @@ static void build_request(void)
     int n;
     if (o.mode == M_CLOSED || o.mode == M_OPEN)
         n = snprintf(body, sizeof(body),
-                     "{\"model\":\"sim-small\",\"temperature\":0.2,\"max_tokens\":64,"
+                     "{\"model\":\"%s\",\"temperature\":0.2,\"max_tokens\":64,"
                      "\"user\":\"bench-overhead\",\"messages\":[{\"role\":\"user\",\"content\":"
                      "\"%s %s\"}]}",
-                     pad, o.msg ? o.msg : "Summarise what an HTTP reverse proxy does, and why "
+                     o.model, pad, o.msg ? o.msg : "Summarise what an HTTP reverse proxy does, and why "
                                           "keep-alive connections to the upstream matter.");
     else
         n = snprintf(body, sizeof(body),
@@ -675,7 +676,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: loadgen closed|open|stream|hold --port P [--conns N] [--rate R] "
                     "[--duration S] [--warmup S] [--count N] [--expect N] [--max-conns N] "
-                    "[--msg TEXT]\n");
+                    "[--msg TEXT] [--model NAME]\n");
     exit(2);
 }
 
@@ -716,6 +717,8 @@ int main(int argc, char **argv)
             o.expect = atoi(v);
         else if (!strcmp(a, "--msg"))
             o.msg = v;
+        else if (!strcmp(a, "--model"))
+            o.model = v;
         else
             usage();
         i++;

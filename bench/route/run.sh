@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The routing microbenchmark: sl_route_plan with 100 deployments for each strategy, and
-# one acquire + observe pair. Builds the core library in BUILD (default build/, as
+# one acquire + observe pair (failover.sh and strategy.sh measure failover time and the
+# latency strategy end to end). Builds the core library in BUILD (default build/, as
 # `make` does) and links the bench program against it with cc -O2.
 # Knobs (environment): BUILD=build CC=cc
 set -euo pipefail

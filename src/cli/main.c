@@ -17,6 +17,7 @@ static const struct command {
     {"usage", cmd_usage, "print token usage from the ledger"},
     {"cost", cmd_cost, "cost reports, what-if and self-hosting comparisons"},
     {"keys", cmd_keys, "create, list and revoke virtual keys"},
+    {"compare", cmd_compare, "mirrored traffic: deployments side by side"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -211,6 +211,13 @@ struct sl_health_check_cfg {
     int timeout_ms;  /* one probe */
 };
 
+/* Mirroring: a sample of the group's requests copied to other deployments in the
+ * background (src/server/mirror.c). to.n 0 = off. */
+struct sl_mirror_cfg {
+    struct sl_name_list to; /* index: cfg->models */
+    double sample;          /* 0..1: the share of requests copied (default 1) */
+};
+
 struct sl_group_cfg {
     char *name;
     enum sl_strategy strategy;
@@ -228,6 +235,7 @@ struct sl_group_cfg {
     size_t nmembers;
     int line;
     struct sl_health_check_cfg health_check;
+    struct sl_mirror_cfg mirror;
 };
 
 /* Returns the group called name, or NULL. Valid as long as cfg. */

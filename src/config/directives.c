@@ -460,6 +460,15 @@ static int parse_hedge_after(struct loader *ld, const struct scalar *v, void *ba
     return -1;
 }
 
+static int parse_sample(struct loader *ld, const struct scalar *v, void *base,
+                        const struct directive *d)
+{
+    if (parse_decimal(v->s, 0.0, 1.0, FIELD(double, base, d)) == 0)
+        return 0;
+    sl_config_bad(ld, v->line, v->key, "'%.32s' is not a fraction from 0 to 1 (e.g. 0.1)", v->s);
+    return -1;
+}
+
 static int seq_capabilities(struct loader *ld, const struct scalar *items, size_t n, int line,
                             void *base, const struct directive *d)
 {
@@ -773,6 +782,13 @@ static const struct directive hedge_rows[] = {
 };
 static const struct table hedge_table = TABLE("hedge (after)", hedge_rows);
 
+#define MIR(field) offsetof(struct sl_mirror_cfg, field)
+static const struct directive mirror_rows[] = {
+    {.key = "to", .seq = seq_names, .off = MIR(to), .flags = D_REQUIRED},
+    {.key = "sample", .scalar = parse_sample, .off = MIR(sample)},
+};
+static const struct table mirror_table = TABLE("mirror (to, sample)", mirror_rows);
+
 #define GRP(field) offsetof(struct sl_group_cfg, field)
 static const struct directive group_rows[] = {
     {.key = "name", .scalar = parse_model_id, .off = GRP(name), .flags = D_REQUIRED},
@@ -787,6 +803,7 @@ static const struct directive group_rows[] = {
     {.key = "breaker", .map = &breaker_table, .off = GRP(breaker)},
     {.key = "hedge", .map = &hedge_table, .off = GRP(hedge)},
     {.key = "health_check", .map = &health_table, .off = GRP(health_check)},
+    {.key = "mirror", .map = &mirror_table, .off = GRP(mirror)},
 };
 static const struct table group_table = TABLE("a group (name, deployments)", group_rows);
 
@@ -801,6 +818,7 @@ static void init_group(void *item, int line)
                                          .error_rate = 0.5, .consecutive = 5,
                                          .cooldown_ms = 10 * 1000};
     g->health_check.timeout_ms = 2000;
+    g->mirror.sample = 1.0;
 }
 
 static void init_provider(void *item, int line)

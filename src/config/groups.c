@@ -71,6 +71,18 @@ static int resolve_deployments(struct loader *ld, struct sl_group_cfg *g)
     return result;
 }
 
+/* Mirror targets are models like deployments, but never members: they serve no request. */
+static void resolve_mirror(struct loader *ld, struct sl_group_cfg *g)
+{
+    for (size_t i = 0; i < g->mirror.to.n; i++) {
+        long m = model_index(ld->cfg, g->mirror.to.names[i]);
+        if (m < 0)
+            report_unknown(ld, g, "mirror.to", g->mirror.to.names[i], g->mirror.to.line);
+        else
+            g->mirror.to.index[i] = (size_t)m;
+    }
+}
+
 static size_t member_position(struct sl_group_cfg *g, size_t model)
 {
     size_t i = 0;
@@ -152,6 +164,7 @@ static void check_group(struct loader *ld, struct sl_group_cfg *g, size_t index)
     }
     resolve_deployments(ld, g);
     resolve_tiers(ld, g);
+    resolve_mirror(ld, g);
     if (g->nmembers > SL_MAX_GROUP_DEPLOYMENTS)
         sl_config_bad(ld, g->line, NULL, "group '%s': %zu deployments (at most %d)", g->name,
                       g->nmembers, SL_MAX_GROUP_DEPLOYMENTS);
@@ -190,6 +203,7 @@ void sl_config_release_groups(struct sl_config *cfg)
         struct sl_group_cfg *g = &cfg->groups[i];
         free(g->name);
         release_names(&g->deployments);
+        release_names(&g->mirror.to);
         for (int t = 0; t < SL_TIER_COUNT; t++)
             release_names(&g->tiers[t]);
         free(g->weights.v);

@@ -32,6 +32,9 @@ struct sl_usage_row {
     char currency[4];               /* "USD" or "CNY"; "" = not priced yet */
     int price_known;                /* 0: no price for the model; cost_micros is then 0 */
     char tags[512];                 /* JSON array of "name=value" strings; "" = none */
+    char mirror_of[64];             /* a mirrored copy: the request id it copies; "" = none */
+    char answer_hash[17];           /* 16 hex digits of the answer text's hash (requests
+                                       that were mirrored, and their mirrors); "" = none */
 };
 
 struct sl_ledger;

@@ -9,6 +9,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "core/log.h"
@@ -43,6 +44,8 @@ struct chat {
     char *chunk_id, *chunk_model;    /* from the first chunk, for a synthesised usage chunk */
     char *usage_json;                /* usage moved off a content chunk, as the provider sent it */
     int64_t chunk_created;
+    uint64_t hash;                   /* of the answer text, for mirrored requests */
+    size_t hashed;
 };
 
 static void on_chat_cleanup(void *p)
@@ -195,6 +198,8 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
         return;
     }
     remember_chunk(c, obj);
+    if (c->plan->mirrored)
+        sl_plan_hash_answer(obj, &c->hash, &c->hashed);
     int had_usage = sl_openai_usage(obj, &c->usage);
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
     int usage_only = had_usage && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
@@ -236,6 +241,7 @@ static int on_sse_event(void *arg, const struct sl_sse_event *ev)
     }
     if (c->saw_done)
         return 0;
+    sl_plan_first_byte(c->plan, c); /* a stream's first event, keep-alives aside */
     on_data_event(c, ev);
     return c->broken;
 }
@@ -252,6 +258,8 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     sl_exchange_overhead_begin(c->x);
     if (meta->status == 200 && c->client_stream && strcasestr(meta->content_type, "event-stream")) {
         c->relaying = 1; /* the client's reply starts with the first chunk (flush_out) */
+    } else {
+        sl_plan_first_byte(c->plan, c); /* a whole reply, or an error: it is answering */
     }
 }
 
@@ -259,8 +267,10 @@ static void flush_out(struct chat *c)
 {
     if (!c->out.len)
         return;
-    if (!c->x->streaming)
+    if (!c->x->streaming) {
+        sl_plan_commit(c->x, c->plan, c); /* the first byte: this attempt wins */
         sl_exchange_stream_start(c->x);
+    }
     sl_exchange_stream_write(c->x, c->out.ptr, c->out.len);
     sl_buf_reset(&c->out);
 }
@@ -292,6 +302,7 @@ static void on_up_data(void *ctx, const char *p, size_t n)
 
 static void fill_row(struct chat *c)
 {
+    sl_plan_answer_hash(c->x, c->plan, c->hash, c->hashed);
     sl_exchange_account(c->x, c->model, &c->usage,
                         cJSON_GetObjectItemCaseSensitive(c->root, "messages"), c->est_completion);
 }
@@ -304,7 +315,7 @@ static void end_stream(struct chat *c, int status, const char *failure)
     if (failure && !c->x->streaming && !c->has_content) {
         struct sl_error e;
         sl_error_set(&e, status, "upstream_error", "upstream %s: %s", c->model->provider, failure);
-        sl_plan_failed(c->x, c->plan, &e, NULL);
+        sl_plan_attempt_failed(c->x, c->plan, c, &e, NULL);
         return;
     }
     if (failure && !c->saw_done && !c->saw_error) /* one error event per stream */
@@ -323,7 +334,7 @@ static void reply_failure(struct chat *c, enum sl_upstream_result r, const char 
 {
     struct sl_error e;
     sl_exchange_upstream_failure(&e, c->model->provider, r, detail);
-    sl_plan_failed(c->x, c->plan, &e, NULL);
+    sl_plan_attempt_failed(c->x, c->plan, c, &e, NULL);
 }
 
 /* An upstream HTTP error: the provider's status and message. */
@@ -337,7 +348,7 @@ static void reply_upstream_error(struct chat *c)
     if (e.status < 400 || e.status > 599)
         e.status = 502;
     sl_plan_note_limits(c->plan, &c->meta);
-    sl_plan_failed(c->x, c->plan, &e, c->meta.retry_after);
+    sl_plan_attempt_failed(c->x, c->plan, c, &e, c->meta.retry_after);
 }
 
 /* The usage of a whole reply, parsing only its top-level "usage" value: the rest
@@ -372,9 +383,15 @@ static void reply_whole(struct chat *c)
             sl_openai_usage(obj, &c->usage);
         cJSON_Delete(obj);
         if (escalate) {
+            sl_plan_commit(c->x, c->plan, c);
             sl_plan_escalate(c->x, c->plan, &c->usage);
             return;
         }
+    }
+    if (c->plan->mirrored) {
+        cJSON *obj = cJSON_ParseWithLength(p, n);
+        sl_plan_hash_answer(obj, &c->hash, &c->hashed);
+        cJSON_Delete(obj);
     }
     if (!reply_usage(p, n, &c->usage)) {
         /* No usage where OpenAI puts it (Moonshot's is in the choice), or no object at
@@ -388,6 +405,7 @@ static void reply_whole(struct chat *c)
         c->est_completion = sl_openai_estimate_output(obj);
         cJSON_Delete(obj);
     }
+    sl_plan_commit(c->x, c->plan, c);
     c->x->status = 200;
     fill_row(c);
     sl_exchange_reply(c->x, 200, "application/json", p, n);
@@ -426,6 +444,22 @@ static void on_client_gone(struct sl_exchange *x)
     sl_exchange_client_left(x);
 }
 
+/* A hedge lost (or the request ended while it ran): stop it, and say what it used. */
+static void on_attempt_stop(void *path, struct sl_usage *spent, int *estimated)
+{
+    struct chat *c = path;
+    sl_upstream_cancel(c->call);
+    c->call = NULL;
+    if (c->usage.present) {
+        *spent = c->usage;
+        *estimated = 0;
+        return;
+    }
+    spent->prompt = sl_estimate_messages(cJSON_GetObjectItemCaseSensitive(c->root, "messages"));
+    spent->completion = c->est_completion;
+    *estimated = 1;
+}
+
 /* ---- the path ---- */
 
 static int start_upstream(struct chat *c, const char *body, size_t len)
@@ -459,28 +493,28 @@ void sl_fast_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
     size_t up_len = 0;
     if (!c || sl_arena_cleanup(x->arena, on_chat_cleanup, c)) {
         sl_error_set(&e, 503, "api_error", "out of memory");
-        sl_plan_failed(x, p, &e, NULL);
+        sl_plan_attempt_failed(x, p, NULL, &e, NULL);
         return;
     }
     c->x = x;
     c->plan = p;
     c->root = p->req;
     c->model = m;
+    c->hash = SL_HASH64_INIT;
     c->client_stream = p->stream;
     c->client_usage = p->stream &&
                       sl_json_bool(cJSON_GetObjectItemCaseSensitive(p->req, "stream_options"),
                                    "include_usage", 0);
-    x->state = c;
     sl_sse_reader_init(&c->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&c->body, SL_MAX_UPSTREAM_BODY);
     sl_buf_init(&c->out, SL_MAX_SSE_EVENT * 2);
     char *up_body = rewrite(c, p->raw, p->raw_len, &up_len);
     if (!up_body || start_upstream(c, up_body, up_len)) {
         sl_error_set(&e, 500, "api_error", "cannot start the upstream request");
-        sl_plan_failed(x, p, &e, NULL);
+        sl_plan_attempt_failed(x, p, c, &e, NULL);
         return;
     }
-    x->on_gone = on_client_gone;
+    sl_plan_attempt_begun(x, p, c, on_attempt_stop, on_client_gone);
     sl_exchange_overhead_end(x);
 }
 

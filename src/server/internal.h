@@ -37,6 +37,7 @@ struct sl_worker {
     struct event *drain_ev;   /* made active by the main thread on SIGTERM */
     int draining;
     int inflight;             /* exchanges alive on this worker */
+    struct sl_mirror *mirrors; /* mirrored copies in flight (src/server/mirror.c) */
 };
 
 /* The virtual keys in force, replaced whole when an admin call changes them. */

@@ -8,11 +8,13 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "core/sse.h"
 #include "formats/anthropic_client.h"
 #include "formats/format.h"
+#include "meter/estimate.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -32,6 +34,8 @@ struct pass {
     struct sl_sse_reader sse;
     struct sl_buf body;
     struct sl_usage usage;
+    uint64_t hash;               /* of the answer text, for mirrored requests */
+    size_t hashed;
 };
 
 static void on_pass_cleanup(void *p)
@@ -45,6 +49,7 @@ static void on_pass_cleanup(void *p)
 
 static void account(struct pass *s)
 {
+    sl_plan_answer_hash(s->x, s->plan, s->hash, s->hashed);
     sl_exchange_account(s->x, s->m, &s->usage, cJSON_GetObjectItemCaseSensitive(s->req, "messages"), 0);
 }
 
@@ -53,7 +58,7 @@ static void fail(struct pass *s, int status, const char *type, const char *msg)
 {
     struct sl_error e;
     sl_error_set(&e, status, type, "%s", msg);
-    sl_plan_failed(s->x, s->plan, &e, NULL);
+    sl_plan_attempt_failed(s->x, s->plan, s, &e, NULL);
 }
 
 /* The client's body with the provider's model name, every other byte kept; NULL when
@@ -74,6 +79,30 @@ static char *splice_model(struct sl_exchange *x, const char *body, size_t len, c
     return r;
 }
 
+/* Mirrored requests: the answer text of a text_delta event, for sluice compare. */
+static void hash_delta(struct pass *s, const struct sl_sse_event *ev)
+{
+    cJSON *obj = cJSON_ParseWithLength(ev->data, ev->data_len);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(obj, "delta");
+    const char *text = sl_json_str(delta, "text", NULL);
+    if (text && *text) {
+        s->hash = sl_hash64(s->hash, text, strlen(text));
+        s->hashed += strlen(text);
+    }
+    cJSON_Delete(obj);
+}
+
+/* Mirrored requests: the answer text of a whole reply, read as the canonical one. */
+static void hash_reply(struct pass *s)
+{
+    struct sl_error e;
+    struct sl_usage u = {0};
+    cJSON *completion = s->uf->decode_reply(s->body.ptr ? s->body.ptr : "", s->body.len,
+                                            s->m->model, &u, &e);
+    sl_plan_hash_answer(completion, &s->hash, &s->hashed);
+    cJSON_Delete(completion);
+}
+
 static int on_event(void *arg, const struct sl_sse_event *ev)
 {
     struct pass *s = arg;
@@ -81,6 +110,8 @@ static int on_event(void *arg, const struct sl_sse_event *ev)
         s->saw_stop = 1;
     if (!ev->comment)
         s->uf->sniff_usage(ev, NULL, 0, &s->usage);
+    if (s->plan->mirrored && ev->type_len == 19 && memcmp(ev->type, "content_block_delta", 19) == 0)
+        hash_delta(s, ev);
     return 0;
 }
 
@@ -89,6 +120,7 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     struct pass *s = ctx;
     s->meta = *meta;
     sl_exchange_overhead_begin(s->x);
+    sl_plan_first_byte(s->plan, s);
     if (meta->status == 200 && strcasestr(meta->content_type, "event-stream")) {
         s->relaying = 1;
         s->enc = sl_arena_alloc(s->x->arena, s->cf->stream_size ? s->cf->stream_size : 1);
@@ -101,8 +133,10 @@ static void on_up_data(void *ctx, const char *p, size_t n)
 {
     struct pass *s = ctx;
     if (s->relaying) {
-        if (!s->x->streaming)
+        if (!s->x->streaming) {
+            sl_plan_commit(s->x, s->plan, s); /* the first byte: this attempt wins */
             sl_exchange_stream_start(s->x); /* only now: until here the plan could fall over */
+        }
         sl_exchange_first_token(s->x);
         sl_exchange_stream_write(s->x, p, n);
         sl_sse_feed(&s->sse, p, n, on_event, s); /* usage only: the bytes went out as they came */
@@ -146,7 +180,7 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
     if (r != SL_UP_OK) {
         struct sl_error e;
         sl_exchange_upstream_failure(&e, s->m->provider, r, detail);
-        sl_plan_failed(s->x, s->plan, &e, NULL);
+        sl_plan_attempt_failed(s->x, s->plan, s, &e, NULL);
         return;
     }
     if (s->meta.status < 200 || s->meta.status >= 300) {
@@ -158,12 +192,15 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
         if (e.status < 400 || e.status > 599)
             e.status = 502;
         sl_plan_note_limits(s->plan, &s->meta);
-        sl_plan_failed(s->x, s->plan, &e, s->meta.retry_after);
+        sl_plan_attempt_failed(s->x, s->plan, s, &e, s->meta.retry_after);
         return;
     }
     /* Same format both sides: the provider's reply is the answer, byte for byte. */
+    sl_plan_commit(s->x, s->plan, s);
     s->x->status = s->meta.status;
     s->uf->sniff_usage(NULL, s->body.ptr ? s->body.ptr : "", s->body.len, &s->usage);
+    if (s->plan->mirrored)
+        hash_reply(s);
     account(s);
     sl_exchange_reply(s->x, s->meta.status, s->meta.content_type[0] ? s->meta.content_type
                                                                      : "application/json",
@@ -194,6 +231,21 @@ static int pass_headers(struct sl_exchange *x, const struct sl_provider_cfg *p, 
     return n;
 }
 
+/* A hedge lost (or the request ended while it ran): stop it, and say what it used. */
+static void on_attempt_stop(void *path, struct sl_usage *spent, int *estimated)
+{
+    struct pass *s = path;
+    sl_upstream_cancel(s->call);
+    s->call = NULL;
+    if (s->usage.present) {
+        *spent = s->usage;
+        *estimated = 0;
+        return;
+    }
+    spent->prompt = sl_estimate_messages(cJSON_GetObjectItemCaseSensitive(s->req, "messages"));
+    *estimated = 1;
+}
+
 void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
 {
     struct pass *s = sl_arena_alloc(x->arena, sizeof(*s));
@@ -201,12 +253,11 @@ void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
     if (!s || sl_arena_cleanup(x->arena, on_pass_cleanup, s)) {
         struct sl_error e;
         sl_error_set(&e, 503, "api_error", "out of memory");
-        sl_plan_failed(x, p, &e, NULL);
+        sl_plan_attempt_failed(x, p, NULL, &e, NULL);
         return;
     }
     *s = (struct pass){.x = x, .plan = p, .cf = p->cf, .uf = sl_upstream_format(SL_WIRE_ANTHROPIC),
-                       .m = m, .req = p->req};
-    x->state = s;
+                       .m = m, .req = p->req, .hash = SL_HASH64_INIT};
     sl_sse_reader_init(&s->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&s->body, SL_MAX_UPSTREAM_BODY);
     char *up_body = splice_model(x, p->raw, p->raw_len, m->model, &up_len);
@@ -227,7 +278,7 @@ void sl_pass_start(struct sl_exchange *x, struct sl_plan *p, const struct sl_mod
         fail(s, 500, "api_error", "cannot start the upstream request");
         return;
     }
-    x->on_gone = on_client_gone;
+    sl_plan_attempt_begun(x, p, s, on_attempt_stop, on_client_gone);
     sl_exchange_overhead_end(x);
 }
 

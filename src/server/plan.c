@@ -12,9 +12,11 @@
 #include <event2/keyvalq_struct.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/json.h"
 #include "meter/cost.h"
 #include "meter/estimate.h"
+#include "server/mirror.h"
 #include "upstream/upstream.h"
 
 static void on_req_cleanup(void *p)
@@ -171,11 +173,19 @@ static void begin_attempt(struct sl_exchange *x, struct sl_plan *p)
     }
     p->claimed = p->group != NULL;
     p->attempts++;
+    p->number = p->attempts;
+    p->path = NULL;
+    p->first_byte = 0;
     x->row.attempt = p->attempts;
     p->current = m;
     p->current_index = idx;
     p->attempt_start_us = now;
     x->on_gone = NULL;
+    sl_plan_run_path(x, p, m);
+}
+
+void sl_plan_run_path(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
+{
     int same_wire = (m->p->kind == SL_WIRE_OPENAI && strcmp(p->cf->name, "openai") == 0) ||
                     (m->p->kind == SL_WIRE_ANTHROPIC && strcmp(p->cf->name, "anthropic") == 0);
     if (!same_wire || !p->raw)
@@ -202,7 +212,31 @@ void sl_plan_start(struct sl_exchange *x, struct sl_plan *p)
     sl_route_attempts_init(&p->att, p->group ? p->group : &single, p->route.n, now, client_ms,
                            (uint64_t)now);
     sl_route_attempts_first(&p->att, now, &p->step);
-    run_step(x, p, 1);
+    p->mirrored = p->step.action == SL_ACTION_TRY && sl_mirror_sampled(p->group, x->id);
+    struct sl_mirror *copies[SL_MAX_GROUP_DEPLOYMENTS];
+    size_t ncopies = sl_mirror_prepare(x, p, copies);
+    run_step(x, p, 1); /* may end the exchange: x and p are not touched after it */
+    sl_mirror_send(copies, ncopies);
+}
+
+void sl_plan_hash_answer(const cJSON *obj, uint64_t *h, size_t *n)
+{
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(obj, "choices"), 0);
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+    if (!part)
+        part = cJSON_GetObjectItemCaseSensitive(choice, "message");
+    const char *text = sl_json_str(part, "content", NULL);
+    if (!text || !*text)
+        return;
+    size_t len = strlen(text);
+    *h = sl_hash64(*h, text, len);
+    *n += len;
+}
+
+void sl_plan_answer_hash(struct sl_exchange *x, const struct sl_plan *p, uint64_t h, size_t n)
+{
+    if (p->mirrored && n && !x->row.error[0])
+        sl_hash64_hex(h, x->row.answer_hash);
 }
 
 static struct sl_route_outcome outcome_of(const struct sl_plan *p, const struct sl_error *e,
@@ -225,29 +259,39 @@ static struct sl_route_outcome outcome_of(const struct sl_plan *p, const struct 
     return o;
 }
 
-/* A failed attempt that the request goes on from gets a ledger row of its own, linked
- * to the request's: which deployment, what it answered, and what the router did next. */
-static void record_attempt(struct sl_exchange *x, const struct sl_plan *p, int64_t now)
+void sl_plan_record(struct sl_exchange *x, const struct sl_plan *p, const struct sl_model_cfg *m,
+                    int number, int64_t start_us, int status, const char *error, const char *why,
+                    const struct sl_usage *spent, int estimated)
 {
     struct sl_usage_row row = x->row;
-    if (!x->w->srv->ledger || !p->current)
+    if (!x->w->srv->ledger || !m)
         return;
-    snprintf(row.id, sizeof(row.id), "%s/%d", x->id, p->attempts);
-    snprintf(row.provider, sizeof(row.provider), "%s", p->current->provider);
-    snprintf(row.upstream_model, sizeof(row.upstream_model), "%s", p->current->model);
-    snprintf(row.error, sizeof(row.error), "%.255s", p->last.message);
-    snprintf(row.why, sizeof(row.why), "%s", p->step.why ? p->step.why : "");
+    snprintf(row.id, sizeof(row.id), "%s/%d", x->id, number);
+    snprintf(row.provider, sizeof(row.provider), "%s", m->provider);
+    snprintf(row.upstream_model, sizeof(row.upstream_model), "%s", m->model);
+    snprintf(row.error, sizeof(row.error), "%.255s", error ? error : "");
+    snprintf(row.why, sizeof(row.why), "%s", why ? why : "");
+    row.attempt = number;
     row.final = 0;
-    row.status = p->last.status;
-    row.prompt_tokens = p->spent.prompt; /* billed even though the answer was not used */
-    row.completion_tokens = p->spent.completion;
-    row.cached_tokens = p->spent.cached;
-    row.reasoning_tokens = p->spent.reasoning;
-    row.estimated = 0;
-    row.latency_us = now - p->attempt_start_us;
+    row.status = status;
+    row.prompt_tokens = spent->prompt; /* billed even though the answer was not used */
+    row.completion_tokens = spent->completion;
+    row.cached_tokens = spent->cached;
+    row.reasoning_tokens = spent->reasoning;
+    row.estimated = estimated;
+    row.latency_us = sl_now_us() - start_us;
     row.ttft_us = -1;
-    sl_cost_row(x->snap->catalog, p->current, &row);
+    sl_cost_row(x->snap->catalog, m, &row);
     sl_ledger_record(x->w->srv->ledger, &row);
+    (void)p;
+}
+
+/* A failed attempt that the request goes on from gets a ledger row of its own, linked
+ * to the request's: which deployment, what it answered, and what the router did next. */
+static void record_attempt(struct sl_exchange *x, const struct sl_plan *p)
+{
+    sl_plan_record(x, p, p->current, p->number, p->attempt_start_us, p->last.status,
+                   p->last.message, p->step.why, &p->spent, 0);
 }
 
 void sl_plan_note_limits(struct sl_plan *p, const struct sl_upstream_meta *meta)
@@ -275,6 +319,8 @@ void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_er
         sl_exchange_abandon(x);
         return;
     }
+    sl_plan_drop_hedge(x, p); /* the plan moves on: nothing else may be in flight */
+    p->path = NULL;
     struct sl_route_outcome o = outcome_of(p, e, now);
     p->limit_ms = -1; /* the hints were this attempt's */
     if (p->claimed) {
@@ -285,7 +331,7 @@ void sl_plan_failed(struct sl_exchange *x, struct sl_plan *p, const struct sl_er
     if (p->step.action == SL_ACTION_TRY && o.result == SL_OUTCOME_CANCELLED)
         p->step.why = "escalate: invalid JSON in JSON mode";
     if (p->step.action == SL_ACTION_TRY)
-        record_attempt(x, p, now);
+        record_attempt(x, p);
     p->spent = (struct sl_usage){0};
     run_step(x, p, 0);
 }
@@ -333,6 +379,10 @@ struct sl_timeouts sl_plan_timeouts(const struct sl_plan *p, const struct sl_mod
 static void on_plan_finish(struct sl_exchange *x)
 {
     struct sl_plan *p = x->plan;
+    sl_plan_drop_hedge(x, p);
+    if (p->hedge_timer)
+        event_free(p->hedge_timer);
+    p->hedge_timer = NULL;
     if (p->wait)
         event_free(p->wait);
     p->wait = NULL;

@@ -9,11 +9,13 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "core/sse.h"
 #include "formats/format.h"
 #include "formats/openai.h"
+#include "meter/estimate.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -37,6 +39,8 @@ struct tx {
     struct sl_buf body, out;
     struct sl_usage usage;
     int64_t est_completion;
+    uint64_t hash;              /* of the answer text, for mirrored requests */
+    size_t hashed;
 };
 
 static void on_tx_cleanup(void *p)
@@ -53,6 +57,7 @@ static void on_tx_cleanup(void *p)
 
 static void account(struct tx *t)
 {
+    sl_plan_answer_hash(t->x, t->plan, t->hash, t->hashed);
     sl_exchange_account(t->x, t->m, &t->usage, cJSON_GetObjectItemCaseSensitive(t->req, "messages"),
                         t->est_completion);
 }
@@ -60,7 +65,7 @@ static void account(struct tx *t)
 /* Nothing has reached the client yet: the plan decides what comes next. */
 static void reply_error(struct tx *t, const struct sl_error *e, const char *retry_after)
 {
-    sl_plan_failed(t->x, t->plan, e, retry_after);
+    sl_plan_attempt_failed(t->x, t->plan, t, e, retry_after);
 }
 
 /* The client's reply starts with its first bytes: until then the plan can still move
@@ -69,8 +74,10 @@ static void flush_out(struct tx *t)
 {
     if (!t->out.len)
         return;
-    if (!t->x->streaming)
+    if (!t->x->streaming) {
+        sl_plan_commit(t->x, t->plan, t); /* the first byte: this attempt wins */
         sl_exchange_stream_start(t->x);
+    }
     sl_exchange_stream_write(t->x, t->out.ptr, t->out.len);
     sl_buf_reset(&t->out);
 }
@@ -84,7 +91,7 @@ static void end_stream(struct tx *t, const struct sl_error *failure)
     if (failure && !t->x->streaming && !t->out.len) {
         sl_upstream_cancel(t->call);
         t->call = NULL;
-        sl_plan_failed(t->x, t->plan, failure, NULL);
+        sl_plan_attempt_failed(t->x, t->plan, t, failure, NULL);
         return;
     }
     if (failure) {
@@ -107,6 +114,8 @@ static int on_chunk(void *arg, const cJSON *chunk)
     t->est_completion += n;
     if (n)
         sl_exchange_first_token(t->x);
+    if (t->plan->mirrored)
+        sl_plan_hash_answer(chunk, &t->hash, &t->hashed);
     return t->cf->stream_chunk(t->enc, chunk, &t->out);
 }
 
@@ -115,6 +124,8 @@ static int on_chunk(void *arg, const cJSON *chunk)
 static int on_event(void *arg, const struct sl_sse_event *ev)
 {
     struct tx *t = arg;
+    if (!ev->comment)
+        sl_plan_first_byte(t->plan, t); /* a stream's first event, keep-alives aside */
     t->stop = t->uf->stream_event(t->dec, ev, on_chunk, t, &t->usage, &t->stop_err);
     return t->stop != 0;
 }
@@ -124,6 +135,8 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
     struct tx *t = ctx;
     t->meta = *meta;
     sl_exchange_overhead_begin(t->x);
+    if (!(meta->status == 200 && t->stream && strcasestr(meta->content_type, "event-stream")))
+        sl_plan_first_byte(t->plan, t); /* a whole reply, or an error: it is answering */
     if (meta->status == 200 && t->stream && strcasestr(meta->content_type, "event-stream")) {
         t->relaying = 1;
         t->dec = sl_arena_alloc(t->x->arena, t->uf->stream_size ? t->uf->stream_size : 1);
@@ -178,11 +191,14 @@ static void reply_whole(struct tx *t)
     }
     if (sl_plan_escalates(t->plan, completion)) {
         cJSON_Delete(completion);
+        sl_plan_commit(t->x, t->plan, t);
         sl_plan_escalate(t->x, t->plan, &t->usage);
         return;
     }
     struct sl_buf b = SL_BUF_INIT(SL_MAX_UPSTREAM_BODY * 2);
     t->est_completion = sl_openai_estimate_output(completion);
+    if (t->plan->mirrored)
+        sl_plan_hash_answer(completion, &t->hash, &t->hashed);
     int rc = t->cf->encode_reply(completion, &t->usage, &b);
     cJSON_Delete(completion);
     if (rc) {
@@ -191,6 +207,7 @@ static void reply_whole(struct tx *t)
         reply_error(t, &e, NULL);
         return;
     }
+    sl_plan_commit(t->x, t->plan, t);
     t->x->status = 200;
     account(t);
     sl_exchange_reply(t->x, 200, "application/json", b.ptr, b.len);
@@ -239,6 +256,23 @@ static void on_client_gone(struct sl_exchange *x)
     sl_exchange_client_left(x);
 }
 
+/* A hedge lost (or the request ended while it ran): stop it, and say what it used. */
+static void on_attempt_stop(void *path, struct sl_usage *spent, int *estimated)
+{
+    struct tx *t = path;
+    sl_upstream_cancel(t->call);
+    t->call = NULL;
+    t->ended = 1;
+    if (t->usage.present) {
+        *spent = t->usage;
+        *estimated = 0;
+        return;
+    }
+    spent->prompt = sl_estimate_messages(cJSON_GetObjectItemCaseSensitive(t->req, "messages"));
+    spent->completion = t->est_completion;
+    *estimated = 1;
+}
+
 void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct sl_model_cfg *m)
 {
     struct tx *t = sl_arena_alloc(x->arena, sizeof(*t));
@@ -246,7 +280,7 @@ void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct
     struct sl_encoded enc = {0};
     if (!t || sl_arena_cleanup(x->arena, on_tx_cleanup, t)) {
         sl_error_set(&e, 503, "api_error", "out of memory");
-        sl_plan_failed(x, p, &e, NULL);
+        sl_plan_attempt_failed(x, p, NULL, &e, NULL);
         return;
     }
     t->x = x;
@@ -256,7 +290,7 @@ void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct
     t->req = p->req;
     t->uf = sl_upstream_format(m->p->kind);
     t->stream = p->stream;
-    x->state = t;
+    t->hash = SL_HASH64_INIT;
     sl_sse_reader_init(&t->sse, SL_MAX_SSE_EVENT);
     sl_buf_init(&t->body, SL_MAX_UPSTREAM_BODY);
     sl_buf_init(&t->out, SL_MAX_SSE_EVENT * 2);
@@ -281,6 +315,6 @@ void sl_translate_attempt(struct sl_exchange *x, struct sl_plan *p, const struct
         reply_error(t, &e, NULL);
         return;
     }
-    x->on_gone = on_client_gone;
+    sl_plan_attempt_begun(x, p, t, on_attempt_stop, on_client_gone);
     sl_exchange_overhead_end(x);
 }

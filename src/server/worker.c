@@ -18,6 +18,7 @@
 #include "formats/format.h"
 #include "meter/keys.h"
 #include "server/internal.h"
+#include "server/mirror.h"
 #include "server/metrics.h"
 #include "server/worker.h"
 #include "upstream/upstream.h"
@@ -364,6 +365,7 @@ void sl_worker_join_release(struct sl_worker *w)
     pthread_join(w->thread, NULL);
     if (w->http)
         evhttp_free(w->http);
+    sl_mirror_stop_all(w);
     sl_upstream_free(w->up);
     if (w->drain_ev)
         event_free(w->drain_ev);

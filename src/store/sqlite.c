@@ -50,6 +50,10 @@ static const char *const migrations[] = {
     " tpm INTEGER NOT NULL, models TEXT NOT NULL, tags TEXT NOT NULL);",
     /* 5: the tags of each request, a JSON array of "name=value" strings ('' = none). */
     "ALTER TABLE usage ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    /* mirrored copies (src/server/mirror.c) and the answer hashes `sluice compare` matches. */
+    "ALTER TABLE usage ADD COLUMN mirror_of TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE usage ADD COLUMN answer_hash TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX usage_mirror_of ON usage(mirror_of);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -57,8 +61,8 @@ static const char insert_sql[] =
     "INSERT INTO usage (id, ts_ms, key, model, provider, upstream_model, prompt_tokens,"
     " completion_tokens, cached_tokens, reasoning_tokens, estimated, status, stream,"
     " client_gone, latency_us, ttft_us, error, request_id, attempt, final, why,"
-    " cost_micros, currency, price_known, tags)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " cost_micros, currency, price_known, tags, mirror_of, answer_hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char totals_sql[] =
     "SELECT model, sum(final), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),"
@@ -260,6 +264,8 @@ static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
     bind_text(st, 23, r->currency, sizeof(r->currency));
     sqlite3_bind_int(st, 24, r->price_known);
     bind_text(st, 25, r->tags, sizeof(r->tags));
+    bind_text(st, 26, r->mirror_of, sizeof(r->mirror_of));
+    bind_text(st, 27, r->answer_hash, sizeof(r->answer_hash));
 }
 
 static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
@@ -435,6 +441,58 @@ static int sqlite_usage_groups(struct sl_store *base, int64_t since_ms, enum sl_
                         (void **)out, n, err, errlen);
 }
 
+/* ---- sluice compare ---------------------------------------------------------------- */
+
+/* Copies joined to their request's own row for the agreement; the own rows of mirrored
+ * requests for the primary's side. ?2 NULL: every group. */
+static const char compare_sql[] =
+    "SELECT 1, m.provider, m.upstream_model, m.latency_us, m.ttft_us, m.completion_tokens,"
+    " m.cost_micros, m.currency, m.status,"
+    " CASE WHEN m.answer_hash = '' OR ifnull(p.answer_hash, '') = '' THEN -1"
+    " WHEN m.answer_hash = p.answer_hash THEN 1 ELSE 0 END"
+    " FROM usage m LEFT JOIN usage p ON p.request_id = m.mirror_of AND p.final = 1"
+    " WHERE m.mirror_of != '' AND m.ts_ms >= ?1 AND (?2 IS NULL OR m.model = 'mirror:' || ?2)"
+    " UNION ALL"
+    " SELECT 0, provider, upstream_model, latency_us, ttft_us, completion_tokens, cost_micros,"
+    " currency, status, -1 FROM usage"
+    " WHERE final = 1 AND ts_ms >= ?1 AND (?2 IS NULL OR model = ?2) AND request_id IN"
+    " (SELECT mirror_of FROM usage WHERE mirror_of != '' AND ts_ms >= ?1)";
+
+static void read_compare(sqlite3_stmt *st, void *row)
+{
+    struct sl_compare_row *r = row;
+    const unsigned char *provider = sqlite3_column_text(st, 1);
+    const unsigned char *model = sqlite3_column_text(st, 2);
+    const unsigned char *currency = sqlite3_column_text(st, 7);
+    r->mirror = sqlite3_column_int(st, 0);
+    snprintf(r->provider, sizeof(r->provider), "%s", provider ? (const char *)provider : "");
+    snprintf(r->upstream_model, sizeof(r->upstream_model), "%s", model ? (const char *)model : "");
+    r->latency_us = sqlite3_column_int64(st, 3);
+    r->ttft_us = sqlite3_column_int64(st, 4);
+    r->completion_tokens = sqlite3_column_int64(st, 5);
+    r->cost_micros = sqlite3_column_int64(st, 6);
+    snprintf(r->currency, sizeof(r->currency), "%s", currency ? (const char *)currency : "");
+    r->status = sqlite3_column_int(st, 8);
+    r->agree = sqlite3_column_int(st, 9);
+}
+
+static int sqlite_compare_rows(struct sl_store *base, int64_t since_ms, const char *group,
+                               struct sl_compare_row **out, size_t *n, char *err, size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    *n = 0;
+    int rc = sqlite3_prepare_v2(s->db, compare_sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_error(s->db, rc, "compare", err, errlen);
+    sqlite3_bind_int64(st, 1, since_ms);
+    if (group)
+        sqlite3_bind_text(st, 2, group, -1, SQLITE_STATIC);
+    return collect_rows(s->db, st, sizeof(**out), read_compare, "compare", (void **)out, n, err,
+                        errlen);
+}
+
 /* ---- virtual keys ---------------------------------------------------------------- */
 
 /* Keys change rarely (an admin creating or revoking one), so each call prepares its
@@ -553,6 +611,7 @@ static const struct sl_store_ops sqlite_ops = {
     .insert_key = sqlite_insert_key,
     .list_keys = sqlite_list_keys,
     .revoke_key = sqlite_revoke_key,
+    .compare_rows = sqlite_compare_rows,
 };
 
 /* The store backends, by URL scheme. To add one: a row here, src/store/<name>.c

@@ -74,6 +74,21 @@ struct sl_key {
     char tags[SL_KEY_LIST_SIZE];     /* "team=search,env=prod"; "" = none */
 };
 
+/* One row for `sluice compare`: the own row of a request that was mirrored, or one
+ * of its mirrored copies. */
+struct sl_compare_row {
+    int mirror;                      /* 0: the request's own (final) row; 1: a copy */
+    char provider[SL_MAX_NAME];
+    char upstream_model[SL_MAX_NAME];
+    int64_t latency_us, ttft_us;     /* ttft_us -1: unknown */
+    int64_t completion_tokens;
+    int64_t cost_micros;
+    char currency[4];
+    int status;
+    int agree;                       /* copies: 1 same answer as the request's, 0 not,
+                                        -1 unknown (either had no answer); own rows -1 */
+};
+
 struct sl_store;
 
 /* What a backend implements. A store is used by one thread at a time. */
@@ -92,6 +107,8 @@ struct sl_store_ops {
                      size_t errlen);
     int (*revoke_key)(struct sl_store *s, const char *id, int64_t now_ms, char *err,
                       size_t errlen);
+    int (*compare_rows)(struct sl_store *s, int64_t since_ms, const char *group,
+                        struct sl_compare_row **out, size_t *n, char *err, size_t errlen);
 };
 
 /* Every backend's store starts with this. */
@@ -158,6 +175,16 @@ static inline int sl_store_revoke_key(struct sl_store *s, const char *id, int64_
                                       char *err, size_t errlen)
 {
     return s->ops->revoke_key(s, id, now_ms, err, errlen);
+}
+
+/* The rows of mirrored requests (and their copies) with ts_ms >= since_ms, of group
+ * (NULL: every group). On success *out is a malloc'd array of *n rows (the caller
+ * frees it; NULL when *n is 0). */
+static inline int sl_store_compare_rows(struct sl_store *s, int64_t since_ms, const char *group,
+                                        struct sl_compare_row **out, size_t *n, char *err,
+                                        size_t errlen)
+{
+    return s->ops->compare_rows(s, since_ms, group, out, n, err, errlen);
 }
 
 /* Closes the store and frees it. NULL is allowed. */

@@ -196,10 +196,36 @@ static void test_model_routing_key_errors(void **state)
     sl_buf_release(&errors);
 }
 
+static void test_group_mirror(void **state)
+{
+    (void)state;
+    struct sl_config *cfg = parse_ok("groups:\n"
+                                     "  - { name: g, deployments: [a], mirror: { to: [b, c], sample: 0.1 } }\n"
+                                     "  - { name: h, deployments: [a], mirror: { to: [c] } }\n"
+                                     "  - { name: i, deployments: [a] }\n");
+    const struct sl_group_cfg *g = sl_config_find_group(cfg, "g");
+    assert_int_equal(g->mirror.to.n, 2);
+    assert_int_equal(g->mirror.to.index[0], 1);
+    assert_int_equal(g->mirror.to.index[1], 2);
+    assert_true(g->mirror.sample == 0.1);
+    assert_int_equal(g->nmembers, 1); /* mirrors serve no request */
+    const struct sl_group_cfg *h = sl_config_find_group(cfg, "h");
+    assert_true(h->mirror.sample == 1.0); /* default: every request */
+    assert_int_equal(sl_config_find_group(cfg, "i")->mirror.to.n, 0);
+    sl_config_free(cfg);
+    parse_fails_with("groups:\n  - { name: g, deployments: [a], mirror: { to: [zz] } }\n",
+                     "mirror.to: unknown model 'zz'");
+    parse_fails_with("groups:\n  - { name: g, deployments: [a], mirror: { to: [b], sample: 1.5 } }\n",
+                     "is not a fraction from 0 to 1");
+    parse_fails_with("groups:\n  - { name: g, deployments: [a], mirror: { sample: 0.5 } }\n",
+                     "to");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_group_typed),
+        cmocka_unit_test(test_group_mirror),
         cmocka_unit_test(test_group_defaults_and_tiers),
         cmocka_unit_test(test_group_errors_name_lines),
         cmocka_unit_test(test_model_routing_key_errors),
