@@ -1,0 +1,44 @@
+/* The semantic index: normalised float32 vectors in one contiguous array, searched by
+ * a flat scan (cosine = dot product), each pointing to the exact entry it answers.
+ * Bounded: when full, the oldest vector is overwritten. Not thread-safe (the cache's
+ * lock guards it). */
+#ifndef SL_CACHE_INDEX_H
+#define SL_CACHE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/backend.h"
+
+struct sl_cache_index {
+    int dim;
+    size_t n, cap, next;   /* next: the slot to overwrite once n == cap */
+    float *vecs;           /* n * dim, each of length 1 */
+    uint64_t *scopes;      /* per vector, apart so a scan skips other scopes cheaply */
+    uint8_t (*keys)[SL_CACHE_KEY_LEN];
+};
+
+/* An index of up to cap vectors of dim values. Returns 0, or -1 when out of memory. */
+int sl_cache_index_init(struct sl_cache_index *ix, int dim, size_t cap);
+void sl_cache_index_release(struct sl_cache_index *ix);
+
+/* Scales v (dim values) to length 1 in place. Returns 0, or -1 for a zero vector. */
+int sl_cache_normalise(float *v, int dim);
+
+/* Adds v (normalised, ix->dim values) for entry key in scope; a vector already there
+ * for key is replaced. Returns 0, or -1 when v has another dimension. */
+int sl_cache_index_add(struct sl_cache_index *ix, const uint8_t *key, uint64_t scope,
+                       const float *v, int dim);
+
+/* The most similar vector in scope to q (normalised): its slot, and its cosine in
+ * *score; -1 when the scope holds none. */
+long sl_cache_index_search(const struct sl_cache_index *ix, uint64_t scope, const float *q,
+                           float *score);
+
+/* Removes the vector in slot i (the last one moves into it). */
+void sl_cache_index_remove(struct sl_cache_index *ix, size_t i);
+
+/* The dot product of two vectors of n floats (AVX2/FMA when the CPU has it). */
+float sl_cache_dot(const float *a, const float *b, int n);
+
+#endif
