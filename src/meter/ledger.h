@@ -32,6 +32,8 @@ struct sl_usage_row {
     char currency[4];               /* "USD" or "CNY"; "" = not priced yet */
     int price_known;                /* 0: no price for the model; cost_micros is then 0 */
     char tags[512];                 /* JSON array of "name=value" strings; "" = none */
+    char cache[8];                  /* "hit" | "stale": answered from the cache; "" = not */
+    int64_t saved_micros;           /* a cached answer: what it cost when it was made */
 };
 
 struct sl_ledger;

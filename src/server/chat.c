@@ -17,6 +17,7 @@
 #include "formats/openai.h"
 #include "meter/estimate.h"
 #include "providers/providers.h"
+#include "server/cached.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -195,6 +196,7 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
         return;
     }
     remember_chunk(c, obj);
+    sl_cached_chunk(c->plan, obj);
     int had_usage = sl_openai_usage(obj, &c->usage);
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
     int usage_only = had_usage && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
@@ -390,6 +392,7 @@ static void reply_whole(struct chat *c)
     }
     c->x->status = 200;
     fill_row(c);
+    sl_cached_reply_text(c->plan, p, n);
     sl_exchange_reply(c->x, 200, "application/json", p, n);
 }
 

@@ -32,6 +32,7 @@ struct sl_plan {
     struct sl_usage spent;        /* tokens a failed attempt used anyway (an escalation) */
     char retry_after[32];
     int64_t limit_ms;             /* how long the provider said to wait (-1: it did not) */
+    struct sl_cached *cached;     /* the request's cache lookup (server/cached.c); NULL = none */
 };
 
 /* A new plan in x's arena for a client of format cf. Takes ownership of req (freed

@@ -14,6 +14,7 @@
 #include "core/sse.h"
 #include "formats/format.h"
 #include "formats/openai.h"
+#include "server/cached.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -107,6 +108,7 @@ static int on_chunk(void *arg, const cJSON *chunk)
     t->est_completion += n;
     if (n)
         sl_exchange_first_token(t->x);
+    sl_cached_chunk(t->plan, chunk);
     return t->cf->stream_chunk(t->enc, chunk, &t->out);
 }
 
@@ -183,6 +185,7 @@ static void reply_whole(struct tx *t)
     }
     struct sl_buf b = SL_BUF_INIT(SL_MAX_UPSTREAM_BODY * 2);
     t->est_completion = sl_openai_estimate_output(completion);
+    sl_cached_reply(t->plan, completion, &t->usage);
     int rc = t->cf->encode_reply(completion, &t->usage, &b);
     cJSON_Delete(completion);
     if (rc) {

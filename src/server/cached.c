@@ -1,0 +1,520 @@
+/* The response cache on the request path (see cached.h). The cache itself (keys,
+ * backends, the semantic index) is src/cache/; this file knows the exchange: headers,
+ * the client's format, the ledger rows of hits and of the semantic embedding. */
+#include "server/cached.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "cache/cache.h"
+#include "cache/index.h"
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "formats/format.h"
+#include "formats/openai.h"
+#include "meter/cost.h"
+#include "server/plan.h"
+#include "upstream/embed_one.h"
+
+#define REPLAY_PIECE 48 /* bytes of content per replayed stream chunk */
+
+struct sl_cached {
+    struct sl_cache_policy pol;
+    uint8_t key[SL_CACHE_KEY_LEN];
+    int served;                   /* answered from the cache */
+    /* semantic lookup */
+    uint64_t scope;
+    float *vec;                   /* the normalised embedding (arena), NULL when none */
+    int dim;
+    struct sl_embed_one *embed;   /* in flight */
+    sl_plan_go_fn go;
+    /* the answer as it takes shape */
+    char *whole;                  /* a whole reply, OpenAI JSON (arena) */
+    size_t whole_len;
+    struct sl_buf content, reasoning;
+    char finish[32];
+    char *model;                  /* from the first chunk */
+    int chunks, uncacheable;
+    struct sl_usage usage;
+};
+
+static void on_cached_cleanup(void *arg)
+{
+    struct sl_cached *c = arg;
+    sl_embed_one_cancel(c->embed);
+    free(c->whole);
+    free(c->model);
+    sl_buf_release(&c->content);
+    sl_buf_release(&c->reasoning);
+}
+
+static void set_header(struct sl_exchange *x, const char *name, const char *value)
+{
+    if (x->client_gone)
+        return;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(x->req);
+    evhttp_remove_header(h, name);
+    evhttp_add_header(h, name, value);
+}
+
+/* ---- answering from the cache ---- */
+
+static cJSON *chunk_new(struct sl_exchange *x, const char *model, cJSON **delta)
+{
+    cJSON *c = cJSON_CreateObject(), *choices = NULL, *choice = NULL;
+    if (c && cJSON_AddStringToObject(c, "id", x->id) &&
+        cJSON_AddStringToObject(c, "object", "chat.completion.chunk") &&
+        cJSON_AddNumberToObject(c, "created", (double)(sl_wall_ms() / 1000)) &&
+        cJSON_AddStringToObject(c, "model", model) && (choices = cJSON_AddArrayToObject(c, "choices")) &&
+        (choice = cJSON_CreateObject()) && cJSON_AddItemToArray(choices, choice) &&
+        cJSON_AddNumberToObject(choice, "index", 0) &&
+        (*delta = cJSON_AddObjectToObject(choice, "delta")) &&
+        cJSON_AddNullToObject(choice, "finish_reason"))
+        return c;
+    cJSON_Delete(c);
+    return NULL;
+}
+
+/* Encodes one chunk with delta[key] = s[0..n) (key NULL: an empty delta). */
+static int emit_piece(struct sl_exchange *x, const struct sl_client_format *cf, void *enc,
+                      const char *model, const char *key, const char *s, size_t n,
+                      const char *finish, struct sl_buf *out)
+{
+    cJSON *delta = NULL;
+    cJSON *chunk = chunk_new(x, model, &delta);
+    int rc = -1;
+    char *text = key ? sl_arena_strndup(x->arena, s, n) : NULL;
+    if (chunk && (!key || (text && cJSON_AddStringToObject(delta, key, text)))) {
+        if (finish) {
+            cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
+            cJSON_ReplaceItemInObjectCaseSensitive(choice, "finish_reason", cJSON_CreateString(finish));
+        }
+        rc = cf->stream_chunk(enc, chunk, out);
+    }
+    cJSON_Delete(chunk);
+    return rc;
+}
+
+/* Pieces of s cut on UTF-8 character boundaries. */
+static int emit_text(struct sl_exchange *x, const struct sl_client_format *cf, void *enc,
+                     const char *model, const char *key, const char *s, struct sl_buf *out)
+{
+    size_t len = strlen(s), off = 0;
+    int rc = 0;
+    while (off < len && !rc) {
+        size_t n = len - off > REPLAY_PIECE ? REPLAY_PIECE : len - off;
+        while (off + n < len && ((unsigned char)s[off + n] & 0xC0) == 0x80)
+            n++;
+        rc = emit_piece(x, cf, enc, model, key, s + off, n, NULL, out);
+        off += n;
+    }
+    return rc;
+}
+
+static int emit_tool_calls(struct sl_exchange *x, const struct sl_client_format *cf, void *enc,
+                           const char *model, const cJSON *calls, struct sl_buf *out)
+{
+    cJSON *delta = NULL, *chunk = chunk_new(x, model, &delta), *copy = cJSON_Duplicate(calls, 1);
+    int rc = -1, i = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, copy)
+    {
+        if (!cJSON_GetObjectItemCaseSensitive(it, "index"))
+            cJSON_AddNumberToObject(it, "index", i);
+        i++;
+    }
+    if (chunk && copy && cJSON_AddItemToObject(delta, "tool_calls", copy)) {
+        copy = NULL;
+        rc = cf->stream_chunk(enc, chunk, out);
+    }
+    cJSON_Delete(copy);
+    cJSON_Delete(chunk);
+    return rc;
+}
+
+static void on_enc_cleanup(void *arg)
+{
+    void **pair = arg;
+    ((const struct sl_client_format *)pair[0])->stream_release(pair[1]);
+}
+
+/* A cached completion as a stream in the client's format: the role, the reasoning and
+ * content in pieces, tool calls, the finish, then the format's ending (usage when the
+ * client asked for it, [DONE] or message_stop). */
+static int replay_stream(struct sl_exchange *x, const struct sl_plan *p, const cJSON *comp,
+                         const struct sl_usage *u, struct sl_buf *out)
+{
+    const struct sl_client_format *cf = p->cf;
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(comp, "choices"), 0);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
+    const char *model = sl_json_str(comp, "model", x->row.model);
+    const char *finish = sl_json_str(choice, "finish_reason", "stop");
+    void *enc = sl_arena_alloc(x->arena, cf->stream_size ? cf->stream_size : 1);
+    void **pair = sl_arena_alloc(x->arena, 2 * sizeof(void *));
+    if (!enc || !pair)
+        return -1;
+    int usage = sl_json_bool(cJSON_GetObjectItemCaseSensitive(p->req, "stream_options"),
+                             "include_usage", 0);
+    cf->stream_init(enc, x->id, model, usage);
+    pair[0] = (void *)cf;
+    pair[1] = enc;
+    if (sl_arena_cleanup(x->arena, on_enc_cleanup, pair)) {
+        cf->stream_release(enc);
+        return -1;
+    }
+    int rc = emit_piece(x, cf, enc, model, "role", "assistant", 9, NULL, out);
+    const char *reasoning = sl_json_str(msg, "reasoning_content", NULL);
+    const char *content = sl_json_str(msg, "content", NULL);
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+    if (!rc && reasoning && reasoning[0])
+        rc = emit_text(x, cf, enc, model, "reasoning_content", reasoning, out);
+    if (!rc && content && content[0])
+        rc = emit_text(x, cf, enc, model, "content", content, out);
+    if (!rc && cJSON_GetArraySize(calls) > 0)
+        rc = emit_tool_calls(x, cf, enc, model, calls, out);
+    if (!rc)
+        rc = emit_piece(x, cf, enc, model, NULL, NULL, 0, finish, out);
+    return rc ? rc : cf->stream_end(enc, u, out);
+}
+
+/* Answers from entry e, marked label ("hit" or "stale"). Returns 0, or -1 (nothing
+ * sent) when the entry cannot be read. */
+static int serve(struct sl_exchange *x, struct sl_plan *p, struct sl_cached *c,
+                 const struct sl_cache_entry *e, const char *label)
+{
+    cJSON *comp = cJSON_ParseWithLength(e->value, e->len);
+    struct sl_usage u = {0};
+    struct sl_buf out = SL_BUF_INIT(SL_MAX_UPSTREAM_BODY * 2);
+    char age[32];
+    int rc = -1;
+    if (!comp)
+        return -1;
+    sl_openai_usage(comp, &u);
+    cJSON_ReplaceItemInObjectCaseSensitive(comp, "id", cJSON_CreateString(x->id));
+    rc = p->stream ? replay_stream(x, p, comp, &u, &out) : p->cf->encode_reply(comp, &u, &out);
+    cJSON_Delete(comp);
+    if (rc) {
+        sl_buf_release(&out);
+        return -1;
+    }
+    c->served = 1;
+    snprintf(x->row.cache, sizeof(x->row.cache), "%s", label);
+    x->row.saved_micros = e->cost_micros;
+    snprintf(age, sizeof(age), "%lld", (long long)((sl_wall_ms() - e->created_ms) / 1000));
+    set_header(x, "x-sluice-cache", label);
+    set_header(x, "x-sluice-cache-age", age);
+    sl_exchange_first_token(x);
+    if (p->stream) {
+        sl_exchange_stream_start(x);
+        sl_exchange_stream_write(x, out.ptr, out.len);
+        sl_buf_release(&out);
+        sl_exchange_stream_end(x);
+    } else {
+        sl_exchange_reply(x, 200, "application/json", out.ptr ? out.ptr : "{}", out.len);
+        sl_buf_release(&out);
+    }
+    return 0;
+}
+
+/* ---- the semantic lookup ---- */
+
+/* The embedding call is spend of its own: a row linked to the request, not a request. */
+static void record_embedding(struct sl_exchange *x, const struct sl_model_cfg *m,
+                             const struct sl_embed_one_result *r)
+{
+    struct sl_usage_row row = x->row;
+    if (!x->w->srv->ledger)
+        return;
+    snprintf(row.id, sizeof(row.id), "%s/embed", x->id);
+    snprintf(row.model, sizeof(row.model), "%s", m->name);
+    snprintf(row.provider, sizeof(row.provider), "%s", m->provider);
+    snprintf(row.upstream_model, sizeof(row.upstream_model), "%s", m->model);
+    snprintf(row.error, sizeof(row.error), "%s", r->error ? r->error : "");
+    snprintf(row.why, sizeof(row.why), "cache: semantic lookup");
+    row.cache[0] = '\0';
+    row.saved_micros = 0;
+    row.final = 0;
+    row.attempt = 0;
+    row.stream = 0;
+    row.status = r->error ? (r->status ? r->status : 502) : 200;
+    row.prompt_tokens = r->error ? 0 : r->tokens;
+    row.completion_tokens = row.cached_tokens = row.reasoning_tokens = 0;
+    row.estimated = r->estimated;
+    row.latency_us = r->latency_us;
+    row.ttft_us = -1;
+    sl_cost_row(x->snap->catalog, m, &row);
+    sl_ledger_record(x->w->srv->ledger, &row);
+}
+
+static void on_embedded(void *arg, const struct sl_embed_one_result *r)
+{
+    struct sl_exchange *x = arg;
+    struct sl_plan *p = x->plan;
+    struct sl_cached *c = p->cached;
+    struct sl_cache *cache = x->w->srv->cache;
+    const struct sl_model_cfg *m =
+        sl_config_find_model(x->snap->cfg, x->snap->cfg->cache.embedding_model);
+    c->embed = NULL;
+    x->on_gone = NULL;
+    sl_exchange_overhead_begin(x);
+    if (m)
+        record_embedding(x, m, r);
+    if (r->error)
+        sl_warn("cache: semantic lookup skipped: %s", r->error);
+    c->vec = r->v ? sl_arena_alloc(x->arena, (size_t)r->dim * sizeof(float)) : NULL;
+    if (c->vec) {
+        memcpy(c->vec, r->v, (size_t)r->dim * sizeof(float));
+        c->dim = r->dim;
+        if (sl_cache_normalise(c->vec, c->dim))
+            c->vec = NULL;
+    }
+    uint8_t key[SL_CACHE_KEY_LEN];
+    float score = 0;
+    if (c->vec && sl_cache_semantic_find(cache, c->scope, c->vec, c->dim, c->pol.threshold, key,
+                                         &score) == 0) {
+        struct sl_cache_entry e;
+        if (sl_cache_get(cache, key, sl_wall_ms(), 0, &e) == 0) {
+            char sim[16];
+            snprintf(sim, sizeof(sim), "%.4f", score);
+            set_header(x, "x-sluice-cache-similarity", sim);
+            int rc = serve(x, p, c, &e, "hit");
+            free(e.value);
+            if (rc == 0)
+                return;
+        } else {
+            sl_cache_semantic_forget(cache, key); /* its answer expired or was evicted */
+        }
+    }
+    c->go(x, p);
+}
+
+static void on_embed_gone(struct sl_exchange *x)
+{
+    struct sl_cached *c = x->plan->cached;
+    sl_embed_one_cancel(c->embed);
+    c->embed = NULL;
+    sl_exchange_client_left(x);
+}
+
+static int start_semantic(struct sl_exchange *x, struct sl_plan *p, struct sl_cached *c,
+                          const char *tenant)
+{
+    const struct sl_cache_cfg *cfg = &x->snap->cfg->cache;
+    const char *text = sl_cache_semantic_text(p->req);
+    if (!c->pol.semantic || !cfg->embedding_model[0] || !text)
+        return 0;
+    const struct sl_model_cfg *m = sl_config_find_model(x->snap->cfg, cfg->embedding_model);
+    if (!m) {
+        sl_warn("cache: embedding_model %s is not a configured model", cfg->embedding_model);
+        return 0;
+    }
+    c->scope = sl_cache_semantic_scope(p->req, x->row.model, tenant);
+    c->embed = sl_embed_one_start(x->w->up, m, text, on_embedded, x);
+    if (!c->embed)
+        return 0;
+    x->on_gone = on_embed_gone;
+    sl_exchange_overhead_end(x);
+    return 1;
+}
+
+/* ---- lookup ---- */
+
+static const struct sl_cache_rule *rule_of(struct sl_exchange *x, const struct sl_plan *p)
+{
+    const struct sl_config *cfg = x->snap->cfg;
+    if (p->group)
+        return &p->group->cache;
+    return p->route.n ? &cfg->models[p->route.c[0].model].cache : NULL;
+}
+
+static const char *tenant_of(const struct sl_exchange *x)
+{
+    return x->snap->cfg->cache.shared == SL_FLAG_YES ? "" : x->key_id;
+}
+
+int sl_cached_lookup(struct sl_exchange *x, struct sl_plan *p, sl_plan_go_fn go)
+{
+    struct sl_cache *cache = x->w->srv->cache;
+    struct sl_cache_policy pol;
+    if (!cache || p->last.status)
+        return 0;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
+    sl_cache_policy_of(&x->snap->cfg->cache, rule_of(x, p), &pol);
+    if (!sl_cache_wanted(&pol, p->req, evhttp_find_header(in, "x-sluice-cache"))) {
+        set_header(x, "x-sluice-cache", "skip");
+        return 0;
+    }
+    struct sl_cached *c = sl_arena_alloc(x->arena, sizeof(*c));
+    if (!c || sl_arena_cleanup(x->arena, on_cached_cleanup, c))
+        return 0;
+    c->pol = pol;
+    c->go = go;
+    sl_buf_init(&c->content, SL_MAX_UPSTREAM_BODY);
+    sl_buf_init(&c->reasoning, SL_MAX_UPSTREAM_BODY);
+    if (sl_cache_key(p->req, x->row.model, tenant_of(x), c->key))
+        return 0;
+    p->cached = c;
+    struct sl_cache_entry e;
+    if (sl_cache_get(cache, c->key, sl_wall_ms(), 0, &e) == 0) {
+        int rc = serve(x, p, c, &e, "hit");
+        free(e.value);
+        if (rc == 0)
+            return 1;
+    }
+    set_header(x, "x-sluice-cache", "miss");
+    return start_semantic(x, p, c, tenant_of(x));
+}
+
+/* ---- storing ---- */
+
+void sl_cached_reply_text(struct sl_plan *p, const char *json, size_t len)
+{
+    struct sl_cached *c = p->cached;
+    if (!c || c->served || c->whole)
+        return;
+    c->whole = malloc(len + 1); /* freed by the cleanup */
+    if (!c->whole)
+        return;
+    memcpy(c->whole, json, len);
+    c->whole[len] = '\0';
+    c->whole_len = len;
+}
+
+void sl_cached_reply(struct sl_plan *p, const cJSON *completion, const struct sl_usage *u)
+{
+    struct sl_cached *c = p->cached;
+    if (!c || c->served || c->whole)
+        return;
+    cJSON *copy = cJSON_Duplicate(completion, 1);
+    struct sl_buf b = SL_BUF_INIT(4096);
+    if (copy && u->present && !cJSON_GetObjectItemCaseSensitive(copy, "usage") &&
+        sl_openai_usage_json(&b, u) == 0) {
+        cJSON *usage = cJSON_ParseWithLength(b.ptr, b.len);
+        if (usage)
+            cJSON_AddItemToObject(copy, "usage", usage);
+    }
+    char *s = copy ? cJSON_PrintUnformatted(copy) : NULL;
+    if (s)
+        sl_cached_reply_text(p, s, strlen(s));
+    cJSON_free(s);
+    cJSON_Delete(copy);
+    sl_buf_release(&b);
+}
+
+void sl_cached_chunk(struct sl_plan *p, const cJSON *chunk)
+{
+    struct sl_cached *c = p->cached;
+    if (!c || c->served || c->uncacheable)
+        return;
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(chunk, "choices");
+    const cJSON *choice = cJSON_GetArrayItem(choices, 0);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+    sl_openai_usage(chunk, &c->usage);
+    c->chunks++;
+    if (cJSON_GetArraySize(choices) > 1 ||
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) > 0) {
+        c->uncacheable = 1; /* streamed tool calls are not assembled: not stored */
+        return;
+    }
+    const char *model = sl_json_str(chunk, "model", NULL);
+    if (model && !c->model)
+        c->model = strdup(model);
+    const char *s = sl_json_str(delta, "content", NULL);
+    if (s && sl_buf_puts(&c->content, s))
+        c->uncacheable = 1;
+    s = sl_json_str(delta, "reasoning_content", NULL);
+    if (s && sl_buf_puts(&c->reasoning, s))
+        c->uncacheable = 1;
+    s = sl_json_str(choice, "finish_reason", NULL);
+    if (s)
+        snprintf(c->finish, sizeof(c->finish), "%s", s);
+}
+
+/* A completion assembled from the stream's chunks, as OpenAI JSON (malloc'd). */
+static char *assemble(struct sl_exchange *x, struct sl_cached *c)
+{
+    cJSON *o = cJSON_CreateObject(), *choices, *choice, *msg;
+    struct sl_buf u = SL_BUF_INIT(4096);
+    char *s = NULL;
+    if (o && cJSON_AddStringToObject(o, "id", x->id) &&
+        cJSON_AddStringToObject(o, "object", "chat.completion") &&
+        cJSON_AddNumberToObject(o, "created", (double)(sl_wall_ms() / 1000)) &&
+        cJSON_AddStringToObject(o, "model", c->model ? c->model : x->row.model) &&
+        (choices = cJSON_AddArrayToObject(o, "choices")) && (choice = cJSON_CreateObject()) &&
+        cJSON_AddItemToArray(choices, choice) && cJSON_AddNumberToObject(choice, "index", 0) &&
+        (msg = cJSON_AddObjectToObject(choice, "message")) &&
+        cJSON_AddStringToObject(msg, "role", "assistant") &&
+        cJSON_AddStringToObject(msg, "content", c->content.ptr ? c->content.ptr : "") &&
+        (!c->reasoning.len || cJSON_AddStringToObject(msg, "reasoning_content", c->reasoning.ptr)) &&
+        cJSON_AddStringToObject(choice, "finish_reason", c->finish) &&
+        (!c->usage.present || sl_openai_usage_json(&u, &c->usage) == 0)) {
+        cJSON *usage = c->usage.present ? cJSON_ParseWithLength(u.ptr, u.len) : NULL;
+        if (usage)
+            cJSON_AddItemToObject(o, "usage", usage);
+        s = cJSON_PrintUnformatted(o);
+    }
+    sl_buf_release(&u);
+    cJSON_Delete(o);
+    if (!s)
+        return NULL;
+    char *copy = strdup(s);
+    cJSON_free(s);
+    return copy;
+}
+
+static void store(struct sl_exchange *x, struct sl_cached *c)
+{
+    struct sl_cache *cache = x->w->srv->cache;
+    char *text = c->whole;
+    c->whole = NULL;
+    if (!text && c->chunks && c->finish[0] && !c->uncacheable)
+        text = assemble(x, c);
+    if (!text)
+        return;
+    struct sl_usage_row row = x->row;
+    sl_cost_row(x->snap->catalog, x->model, &row); /* what a hit will have saved */
+    int64_t now = sl_wall_ms();
+    struct sl_cache_entry e = {
+        .value = text, .len = strlen(text), .created_ms = now,
+        .expires_ms = now + c->pol.ttl_ms, .cost_micros = row.cost_micros,
+    };
+    snprintf(e.currency, sizeof(e.currency), "%s", row.currency);
+    if (sl_cache_put(cache, c->key, &e) == 0 && c->vec)
+        sl_cache_semantic_add(cache, c->scope, c->vec, c->dim, c->key);
+    free(text);
+}
+
+void sl_cached_finish(struct sl_exchange *x, struct sl_plan *p)
+{
+    struct sl_cached *c = p->cached;
+    if (!c)
+        return;
+    if (!c->served && !x->client_gone && x->status == 200 && !x->row.error[0] && x->model)
+        store(x, c);
+}
+
+/* ---- stale on error ---- */
+
+int sl_cached_stale(struct sl_exchange *x, struct sl_plan *p)
+{
+    struct sl_cached *c = p->cached;
+    int status = p->last.status;
+    if (!c || c->served || !c->pol.stale_on_error || x->client_gone)
+        return 0;
+    if (status && status < 500 && status != 429)
+        return 0; /* the request itself was refused: a cached answer would hide that */
+    struct sl_cache_entry e;
+    int r = sl_cache_get(x->w->srv->cache, c->key, sl_wall_ms(),
+                         x->snap->cfg->cache.max_stale_ms, &e);
+    if (r == 1)
+        return 0;
+    int rc = serve(x, p, c, &e, r == 0 ? "hit" : "stale");
+    free(e.value);
+    return rc == 0;
+}
