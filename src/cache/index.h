@@ -1,5 +1,7 @@
-/* The semantic index: normalised float32 vectors in one contiguous array, searched by
- * a flat scan (cosine = dot product), each pointing to the exact entry it answers.
+/* The semantic index: normalised float32 vectors in one contiguous array (cosine = dot
+ * product), each pointing to the exact entry it answers, searched by a flat scan in two
+ * stages: a 4-bit copy of every vector (an eighth of the bytes to stream from memory)
+ * ranks the scope's vectors, and the best few are scored again exactly in float32.
  * Bounded: when full, the oldest vector is overwritten. Not thread-safe (the cache's
  * lock guards it). */
 #ifndef SL_CACHE_INDEX_H
@@ -14,6 +16,10 @@ struct sl_cache_index {
     int dim;
     size_t n, cap, next;   /* next: the slot to overwrite once n == cap */
     float *vecs;           /* n * dim, each of length 1 */
+    int cdim;              /* dim rounded up to 32: the 4-bit copy's values per vector */
+    uint8_t *codes;        /* n * cdim / 2: round(v * scale) + 8 in nibbles (index.c) */
+    float *scales;         /* per vector: 7 / its largest |value| */
+    int32_t *raw;          /* scratch of the first stage, one per vector */
     uint64_t *scopes;      /* per vector, apart so a scan skips other scopes cheaply */
     uint8_t (*keys)[SL_CACHE_KEY_LEN];
 };
@@ -40,5 +46,13 @@ void sl_cache_index_remove(struct sl_cache_index *ix, size_t i);
 
 /* The dot product of two vectors of n floats (AVX2/FMA when the CPU has it). */
 float sl_cache_dot(const float *a, const float *b, int n);
+
+/* The first stage's product: sum of (nibble - 8) * q over n values (n a multiple of 32),
+ * codes packed as index.c lays them out (AVX2 when the CPU has it). */
+int32_t sl_cache_dot4(const uint8_t *codes, const int8_t *q, int n);
+
+/* Packs n floats (n a multiple of 32, the tail zero) into n / 2 bytes of nibbles scaled
+ * by scale (|v * scale| <= 7). */
+void sl_cache_pack4(const float *v, int n, float scale, uint8_t *out);
 
 #endif

@@ -285,6 +285,60 @@ static void test_index(void **state)
     sl_cache_index_release(&ix);
 }
 
+/* The two-stage scan finds what a plain float32 scan finds, over many vectors whose
+ * best matches are close together; and the 4-bit product is exact. */
+static void test_index_two_stage_matches_brute_force(void **state)
+{
+    enum { DIM = 100, N = 3000 };
+    struct sl_cache_index ix;
+    float *all = malloc((size_t)N * DIM * sizeof(float)), q[DIM];
+    uint8_t k[SL_CACHE_KEY_LEN] = {0};
+    uint64_t r = 12345;
+    assert_int_equal(sl_cache_index_init(&ix, DIM, N), 0);
+    for (int i = 0; i < N; i++) {
+        for (int d = 0; d < DIM; d++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            all[i * DIM + d] = (float)((r >> 33) % 2001) / 1000.0f - 1.0f;
+        }
+        sl_cache_normalise(all + i * DIM, DIM);
+        memcpy(k, &i, sizeof(i));
+        sl_cache_index_add(&ix, k, 1, all + i * DIM, DIM);
+    }
+    for (int t = 0; t < 50; t++) {
+        /* a query near vector t*37: it plus a little noise */
+        for (int d = 0; d < DIM; d++)
+            q[d] = all[(t * 37) * DIM + d] + 0.02f * (float)((d * 31 + t) % 7 - 3);
+        sl_cache_normalise(q, DIM);
+        long want = -1;
+        float want_s = -2, got_s;
+        for (int i = 0; i < N; i++) {
+            float s = 0;
+            for (int d = 0; d < DIM; d++)
+                s += q[d] * all[i * DIM + d];
+            if (s > want_s) {
+                want_s = s;
+                want = i;
+            }
+        }
+        assert_int_equal(sl_cache_index_search(&ix, 1, q, &got_s), want);
+        assert_true(fabsf(got_s - want_s) < 1e-4f);
+    }
+    /* the 4-bit product is exact on what was packed */
+    float v64[64];
+    int8_t q64[64];
+    int32_t plain = 0;
+    for (int i = 0; i < 64; i++) {
+        v64[i] = (float)(i % 15 - 7);
+        q64[i] = (int8_t)(127 - i * 53 % 255);
+        plain += (i % 15 - 7) * q64[i];
+    }
+    uint8_t packed[32];
+    sl_cache_pack4(v64, 64, 1.0f, packed);
+    assert_int_equal(sl_cache_dot4(packed, q64, 64), plain);
+    sl_cache_index_release(&ix);
+    free(all);
+}
+
 static void test_cache_get_fresh_stale_missing(void **state)
 {
     struct sl_cache_cfg cfg = {.max_bytes = 1 << 20, .max_stale_ms = 10000,
@@ -367,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_memory_lru_eviction),
         cmocka_unit_test(test_sqlite_backend_persists),
         cmocka_unit_test(test_index),
+        cmocka_unit_test(test_index_two_stage_matches_brute_force),
         cmocka_unit_test(test_cache_get_fresh_stale_missing),
         cmocka_unit_test(test_config_section),
     };
