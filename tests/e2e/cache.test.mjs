@@ -33,11 +33,13 @@ function config({ store, cache, simUrl, simBUrl }) {
     'providers:',
     `  - { name: sim, kind: openai, base_url: ${q(`${simUrl}/v1`)}, api_key: k }`,
     `  - { name: simb, kind: openai, base_url: ${q(`${simBUrl}/v1`)}, api_key: k }`,
+    `  - { name: sima, kind: anthropic, base_url: ${q(simUrl)}, api_key: k }`,
     'models:',
     '  - { name: sim-small, provider: sim, model: sim-small, price_in: 1, price_out: 2 }',
     '  - { name: emb, provider: sim, model: sim-embed, price_in: 0.1, price_out: 0.1 }',
     '  - { name: short, provider: sim, model: sim-small, cache: { ttl: 1s } }',
     '  - { name: b-small, provider: simb, model: sim-small, price_in: 1, price_out: 2 }',
+    '  - { name: claude-sim, provider: sima, model: sim-small, price_in: 3, price_out: 15 }',
     'groups:',
     '  - { name: chat, deployments: [sim-small], cache: { semantic: true, threshold: 0.92 } }',
     '  - { name: resilient, deployments: [b-small], retries: 0, cache: { stale_on_error: true, ttl: 1s } }',
@@ -197,6 +199,38 @@ test('Anthropic clients get hits in their own format, whole and streamed', async
   assert.equal(final.stop_reason, 'end_turn');
   assert.equal(types[0], 'message_start');
   assert.equal(types.at(-1), 'message_stop');
+});
+
+test('Anthropic to an Anthropic provider (pass-through): answers are stored from the relayed bytes', async () => {
+  const anthropic = new Anthropic({ baseURL: serve.url, apiKey: 'none', maxRetries: 0, timeout: 15000 });
+  const messagesCalls = () => (sim.stderr().match(/sim: POST \/v1\/messages/g) ?? []).length;
+  const whole = { model: 'claude-sim', max_tokens: 200, temperature: 0, messages: [user('What do bees make?')] };
+  const a = await anthropic.messages.create(whole).withResponse();
+  assert.equal(a.response.headers.get('x-sluice-cache'), 'miss');
+  const b = await anthropic.messages.create(whole).withResponse();
+  assert.equal(b.response.headers.get('x-sluice-cache'), 'hit');
+  assert.equal(b.data.content[0].text, a.data.content[0].text);
+  // a streamed answer, decoded on the side while its bytes were relayed, serves a whole request
+  const streamed = { ...whole, messages: [user('What do ants eat?')] };
+  let text = '';
+  for await (const ev of anthropic.messages.stream(streamed)) if (ev.type === 'content_block_delta') text += ev.delta.text;
+  assert.equal(text, 'This is a simulated reply to: What do ants eat?');
+  await sleep(50);
+  const n0 = messagesCalls();
+  const c = await anthropic.messages.create(streamed).withResponse();
+  assert.equal(c.response.headers.get('x-sluice-cache'), 'hit');
+  assert.equal(c.data.content[0].text, text);
+  // the same canonical request from an OpenAI client is the same entry: the answer the
+  // Anthropic client got, in OpenAI's shape, whole and streamed
+  const o = { model: 'claude-sim', temperature: 0, max_tokens: 200, messages: [user('What do bees make?')] };
+  const o1 = await ask(client, o);
+  assert.equal(o1.cache, 'hit');
+  assert.equal(o1.data.choices[0].message.content, a.data.content[0].text);
+  const st = await client.chat.completions.create({ ...o, stream: true });
+  const s2 = await streamText(st);
+  assert.equal(s2.text, a.data.content[0].text);
+  await settle();
+  assert.equal(messagesCalls() - n0, 0);
 });
 
 test('semantic: a paraphrase hits, a different question misses; the embedding is in the ledger', async () => {
