@@ -1,6 +1,7 @@
-/* The cache object: a backend and the semantic index behind one mutex. Workers call
- * in for a few microseconds (a hash lookup and a copy, or one flat scan); nothing
- * here blocks on the network. */
+/* The cache object: a backend behind a mutex, and the semantic index behind a
+ * readers-writer lock, so that a scan (milliseconds) holds up neither exact lookups nor
+ * other workers' scans. Workers call in for a few microseconds (a hash lookup and a
+ * copy) or one flat scan; nothing here blocks on the network. */
 #include "cache/cache.h"
 
 #include <pthread.h>
@@ -13,7 +14,8 @@
 #include "core/log.h"
 
 struct sl_cache {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;       /* the backend */
+    pthread_rwlock_t ilock;     /* the index: scans share it, changes take it alone */
     struct sl_cache_backend *b;
     struct sl_cache_index ix;   /* dim 0 until the first vector */
     size_t max_vectors;
@@ -46,6 +48,7 @@ struct sl_cache *sl_cache_new(const struct sl_cache_cfg *cfg, const char *store_
         return NULL;
     }
     pthread_mutex_init(&c->lock, NULL);
+    pthread_rwlock_init(&c->ilock, NULL);
     c->max_vectors = cfg->semantic_max_entries > 0 ? (size_t)cfg->semantic_max_entries : 100000;
     c->max_stale_ms = cfg->max_stale_ms;
     if (cfg->backend == SL_CACHE_SQLITE) {
@@ -78,6 +81,7 @@ void sl_cache_free(struct sl_cache *c)
         c->b->ops->free(c->b);
     sl_cache_index_release(&c->ix);
     pthread_mutex_destroy(&c->lock);
+    pthread_rwlock_destroy(&c->ilock);
     free(c);
 }
 
@@ -110,16 +114,19 @@ int sl_cache_put(struct sl_cache *c, const uint8_t *key, const struct sl_cache_e
     return r;
 }
 
-int sl_cache_dim(const struct sl_cache *c)
+int sl_cache_dim(struct sl_cache *c)
 {
-    return c->ix.dim;
+    pthread_rwlock_rdlock(&c->ilock);
+    int dim = c->ix.dim;
+    pthread_rwlock_unlock(&c->ilock);
+    return dim;
 }
 
 int sl_cache_semantic_find(struct sl_cache *c, uint64_t scope, const float *q, int dim,
                            double threshold, uint8_t key[SL_CACHE_KEY_LEN], float *score)
 {
     int r = 1;
-    pthread_mutex_lock(&c->lock);
+    pthread_rwlock_rdlock(&c->ilock);
     if (c->ix.dim == dim) {
         long i = sl_cache_index_search(&c->ix, scope, q, score);
         if (i >= 0 && *score >= (float)threshold) {
@@ -127,7 +134,7 @@ int sl_cache_semantic_find(struct sl_cache *c, uint64_t scope, const float *q, i
             r = 0;
         }
     }
-    pthread_mutex_unlock(&c->lock);
+    pthread_rwlock_unlock(&c->ilock);
     return r;
 }
 
@@ -135,29 +142,36 @@ int sl_cache_semantic_add(struct sl_cache *c, uint64_t scope, const float *q, in
                           const uint8_t *key)
 {
     int r = -1;
-    pthread_mutex_lock(&c->lock);
-    if (index_ready(c, dim) == 0 && sl_cache_index_add(&c->ix, key, scope, q, dim) == 0)
+    pthread_rwlock_wrlock(&c->ilock);
+    if (index_ready(c, dim) == 0)
+        r = sl_cache_index_add(&c->ix, key, scope, q, dim);
+    pthread_rwlock_unlock(&c->ilock);
+    if (r == 0) {
+        pthread_mutex_lock(&c->lock);
         r = c->b->ops->put_vector(c->b, key, scope, q, dim);
-    pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->lock);
+    }
     return r;
 }
 
 void sl_cache_semantic_forget(struct sl_cache *c, const uint8_t *key)
 {
-    pthread_mutex_lock(&c->lock);
+    pthread_rwlock_wrlock(&c->ilock);
     for (size_t i = 0; i < c->ix.n; i++) {
         if (memcmp(c->ix.keys[i], key, SL_CACHE_KEY_LEN) == 0) {
             sl_cache_index_remove(&c->ix, i);
             break;
         }
     }
-    pthread_mutex_unlock(&c->lock);
+    pthread_rwlock_unlock(&c->ilock);
 }
 
 void sl_cache_stats(struct sl_cache *c, size_t *entries, size_t *bytes, size_t *vectors)
 {
     pthread_mutex_lock(&c->lock);
     c->b->ops->stats(c->b, entries, bytes);
-    *vectors = c->ix.n;
     pthread_mutex_unlock(&c->lock);
+    pthread_rwlock_rdlock(&c->ilock);
+    *vectors = c->ix.n;
+    pthread_rwlock_unlock(&c->ilock);
 }

@@ -1,6 +1,6 @@
 /* The response cache: exact answers keyed by the SHA-256 of everything in a request
  * that shapes its answer, plus a semantic index of the last user message's meaning.
- * One cache per server, shared by the workers behind one short lock; it knows no
+ * One cache per server, shared by the workers behind short locks; it knows no
  * HTTP and no wire format (src/server/cached.c puts it on the request path). */
 #ifndef SL_CACHE_H
 #define SL_CACHE_H
@@ -66,7 +66,7 @@ int sl_cache_get(struct sl_cache *c, const uint8_t *key, int64_t now_ms, int64_t
 int sl_cache_put(struct sl_cache *c, const uint8_t *key, const struct sl_cache_entry *e);
 
 /* The semantic index's dimension (0: no semantic cache). */
-int sl_cache_dim(const struct sl_cache *c);
+int sl_cache_dim(struct sl_cache *c);
 
 /* The best semantic match of q (dim values, normalised) in scope: 0 with its entry's
  * key and its cosine when that is at least threshold; 1 when none is. */

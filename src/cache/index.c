@@ -177,8 +177,7 @@ int sl_cache_index_init(struct sl_cache_index *ix, int dim, size_t cap)
     ix->keys = malloc(cap * sizeof(*ix->keys));
     ix->codes = malloc(cap * (size_t)ix->cdim / 2);
     ix->scales = malloc(cap * sizeof(*ix->scales));
-    ix->raw = malloc(cap * sizeof(*ix->raw));
-    if (!ix->vecs || !ix->scopes || !ix->keys || !ix->codes || !ix->scales || !ix->raw) {
+    if (!ix->vecs || !ix->scopes || !ix->keys || !ix->codes || !ix->scales) {
         sl_cache_index_release(ix);
         return -1;
     }
@@ -192,7 +191,6 @@ void sl_cache_index_release(struct sl_cache_index *ix)
     free(ix->keys);
     free(ix->codes);
     free(ix->scales);
-    free(ix->raw);
     memset(ix, 0, sizeof(*ix));
 }
 
@@ -266,26 +264,31 @@ long sl_cache_index_search(const struct sl_cache_index *ix, uint64_t scope, cons
     float approx[TOP], best_score = -2.0f;
     int ntop = 0, dim = ix->dim;
     int8_t *qc = calloc((size_t)ix->cdim, 1);
-    if (!qc)
+    int32_t *raw = malloc((ix->n ? ix->n : 1) * sizeof(*raw)); /* per call: scans run side by side */
+    if (!qc || !raw) {
+        free(qc);
+        free(raw);
         return -1;
+    }
     float qs = scale_for(q, dim, 127.0f);
     for (int i = 0; i < dim; i++)
         qc[i] = (int8_t)lrintf(q[i] * qs);
 #ifdef HAVE_AVX2_PATH
     if (use_avx2())
-        raw4_avx2(ix, scope, qc, ix->raw);
+        raw4_avx2(ix, scope, qc, raw);
     else
 #endif
-        raw4_portable(ix, scope, qc, ix->raw);
+        raw4_portable(ix, scope, qc, raw);
     int32_t bias = 8 * qsum(qc, ix->cdim);
     for (size_t i = 0; i < ix->n; i++) {
-        if (ix->raw[i] == INT32_MIN || ix->scales[i] == 0)
+        if (raw[i] == INT32_MIN || ix->scales[i] == 0)
             continue;
-        float s = (float)(ix->raw[i] - bias) / (qs * ix->scales[i]);
+        float s = (float)(raw[i] - bias) / (qs * ix->scales[i]);
         if (ntop < TOP || s > approx[ntop - 1])
             keep(top, approx, &ntop, (long)i, s);
     }
     free(qc);
+    free(raw);
     for (int k = 0; k < ntop; k++) {
         float s = sl_cache_dot(q, ix->vecs + (size_t)top[k] * (size_t)dim, dim);
         if (s > best_score) {

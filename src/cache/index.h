@@ -2,8 +2,8 @@
  * product), each pointing to the exact entry it answers, searched by a flat scan in two
  * stages: a 4-bit copy of every vector (an eighth of the bytes to stream from memory)
  * ranks the scope's vectors, and the best few are scored again exactly in float32.
- * Bounded: when full, the oldest vector is overwritten. Not thread-safe (the cache's
- * lock guards it). */
+ * Bounded: when full, the oldest vector is overwritten. Searches may run side by side;
+ * a change needs the index to itself (the cache's readers-writer lock). */
 #ifndef SL_CACHE_INDEX_H
 #define SL_CACHE_INDEX_H
 
@@ -19,7 +19,6 @@ struct sl_cache_index {
     int cdim;              /* dim rounded up to 32: the 4-bit copy's values per vector */
     uint8_t *codes;        /* n * cdim / 2: round(v * scale) + 8 in nibbles (index.c) */
     float *scales;         /* per vector: 7 / its largest |value| */
-    int32_t *raw;          /* scratch of the first stage, one per vector */
     uint64_t *scopes;      /* per vector, apart so a scan skips other scopes cheaply */
     uint8_t (*keys)[SL_CACHE_KEY_LEN];
 };
