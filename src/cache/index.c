@@ -7,6 +7,7 @@
 #include "cache/index.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,14 +102,33 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const 
     return sum;
 }
 
+static atomic_int simd = -1; /* -1: not checked yet */
+
+static int cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
 static int use_avx2(void)
 {
-    static int known = -1; /* a benign race: every thread computes the same answer */
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int v = atomic_load_explicit(&simd, memory_order_relaxed);
+    if (v < 0) {
+        v = cpu_has_avx2();
+        atomic_store_explicit(&simd, v, memory_order_relaxed);
     }
-    return known;
+    return v;
+}
+
+int sl_cache_simd(int on)
+{
+    atomic_store(&simd, on && cpu_has_avx2());
+    return atomic_load(&simd);
+}
+#else
+int sl_cache_simd(int on)
+{
+    return 0;
 }
 #endif
 

@@ -46,6 +46,10 @@ void sl_cache_index_remove(struct sl_cache_index *ix, size_t i);
 /* The dot product of two vectors of n floats (AVX2/FMA when the CPU has it). */
 float sl_cache_dot(const float *a, const float *b, int n);
 
+/* Turns the AVX2 paths on (when the CPU has them, the default) or off (the portable
+ * loops, for tests). Returns 1 when AVX2 is in use afterwards. */
+int sl_cache_simd(int on);
+
 /* The first stage's product: sum of (nibble - 8) * q over n values (n a multiple of 32),
  * codes packed as index.c lays them out (AVX2 when the CPU has it). */
 int32_t sl_cache_dot4(const uint8_t *codes, const int8_t *q, int n);

@@ -339,6 +339,16 @@ static void test_index_two_stage_matches_brute_force(void **state)
     free(all);
 }
 
+/* The same checks with the portable loops (what a CPU without AVX2 runs). */
+static void test_index_portable_paths(void **state)
+{
+    int had = sl_cache_simd(1);
+    assert_int_equal(sl_cache_simd(0), 0);
+    test_index(state);
+    test_index_two_stage_matches_brute_force(state);
+    assert_int_equal(sl_cache_simd(had), had);
+}
+
 static void test_cache_get_fresh_stale_missing(void **state)
 {
     struct sl_cache_cfg cfg = {.max_bytes = 1 << 20, .max_stale_ms = 10000,
@@ -422,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_sqlite_backend_persists),
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_index_two_stage_matches_brute_force),
+        cmocka_unit_test(test_index_portable_paths),
         cmocka_unit_test(test_cache_get_fresh_stale_missing),
         cmocka_unit_test(test_config_section),
     };
