@@ -298,6 +298,11 @@ test('ledger: hits cost nothing, record what they saved; cost report shows hit r
   const emb = rows.find((x) => x.model === 'emb');
   assert.equal(emb.requests, 0, 'the embedding call is spend, not a request');
   assert.ok(emb.prompt_tokens > 0 && emb.cost_micros > 0);
+  const metrics = await (await fetch(`${serve.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const hits = Number(/^sluice_cache_answers_total\{result="hit"\} (\d+)$/m.exec(metrics)?.[1]);
+  const stale = Number(/^sluice_cache_answers_total\{result="stale"\} (\d+)$/m.exec(metrics)?.[1]);
+  assert.ok(hits >= small.cache_hits, `metrics hits ${hits}`);
+  assert.equal(stale, 1);
   const table = await runSluice(['cost', 'report', '--store', storeOf('main')]);
   assert.match(table.stdout, /HIT RATE/);
   assert.match(table.stdout, /SAVED/);
