@@ -23,6 +23,13 @@
 #include "upstream/embed_one.h"
 
 #define REPLAY_PIECE 48 /* bytes of content per replayed stream chunk */
+#define MAX_CALLS    16 /* streamed tool calls assembled for storing; more: not stored */
+
+/* A tool call as its stream chunks build it. */
+struct call {
+    char *id, *name;       /* malloc'd */
+    struct sl_buf args;
+};
 
 struct sl_cached {
     struct sl_cache_policy pol;
@@ -40,6 +47,8 @@ struct sl_cached {
     struct sl_buf content, reasoning;
     char finish[32];
     char *model;                  /* from the first chunk */
+    struct call calls[MAX_CALLS];
+    int ncalls;
     int chunks, uncacheable;
     struct sl_usage usage;
 };
@@ -50,6 +59,11 @@ static void on_cached_cleanup(void *arg)
     sl_embed_one_cancel(c->embed);
     free(c->whole);
     free(c->model);
+    for (int i = 0; i < c->ncalls; i++) {
+        free(c->calls[i].id);
+        free(c->calls[i].name);
+        sl_buf_release(&c->calls[i].args);
+    }
     sl_buf_release(&c->content);
     sl_buf_release(&c->reasoning);
 }
@@ -407,6 +421,46 @@ void sl_cached_reply(struct sl_plan *p, const cJSON *completion, const struct sl
     sl_buf_release(&b);
 }
 
+/* One tool_calls item of a delta: the call's id and name come once, its arguments in
+ * pieces. Returns -1 when it cannot be kept (too many calls, out of memory). */
+static int add_call_part(struct sl_cached *c, const cJSON *tc, int pos)
+{
+    int i = (int)sl_json_int(tc, "index", pos);
+    if (i < 0 || i >= MAX_CALLS)
+        return -1;
+    for (; c->ncalls <= i; c->ncalls++)
+        sl_buf_init(&c->calls[c->ncalls].args, SL_MAX_UPSTREAM_BODY);
+    struct call *k = &c->calls[i];
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    const char *id = sl_json_str(tc, "id", NULL), *name = sl_json_str(fn, "name", NULL);
+    const char *args = sl_json_str(fn, "arguments", NULL);
+    if (id && !k->id && !(k->id = strdup(id)))
+        return -1;
+    if (name && !k->name && !(k->name = strdup(name)))
+        return -1;
+    return args && sl_buf_puts(&k->args, args) ? -1 : 0;
+}
+
+/* The assembled calls as OpenAI's message.tool_calls. */
+static cJSON *calls_json(const struct sl_cached *c)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < c->ncalls; i++) {
+        const struct call *k = &c->calls[i];
+        cJSON *o = cJSON_CreateObject(), *fn = NULL;
+        if (!o || !cJSON_AddItemToArray(arr, o) ||
+            !cJSON_AddStringToObject(o, "id", k->id ? k->id : "") ||
+            !cJSON_AddStringToObject(o, "type", "function") ||
+            !(fn = cJSON_AddObjectToObject(o, "function")) ||
+            !cJSON_AddStringToObject(fn, "name", k->name ? k->name : "") ||
+            !cJSON_AddStringToObject(fn, "arguments", k->args.ptr ? k->args.ptr : "")) {
+            cJSON_Delete(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
 void sl_cached_chunk(struct sl_plan *p, const cJSON *chunk)
 {
     struct sl_cached *c = p->cached;
@@ -417,10 +471,16 @@ void sl_cached_chunk(struct sl_plan *p, const cJSON *chunk)
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
     sl_openai_usage(chunk, &c->usage);
     c->chunks++;
-    if (cJSON_GetArraySize(choices) > 1 ||
-        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) > 0) {
-        c->uncacheable = 1; /* streamed tool calls are not assembled: not stored */
+    if (cJSON_GetArraySize(choices) > 1) {
+        c->uncacheable = 1;
         return;
+    }
+    const cJSON *tc;
+    int pos = 0;
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(delta, "tool_calls"))
+    {
+        if (add_call_part(c, tc, pos++))
+            c->uncacheable = 1;
     }
     const char *model = sl_json_str(chunk, "model", NULL);
     if (model && !c->model)
@@ -434,6 +494,12 @@ void sl_cached_chunk(struct sl_plan *p, const cJSON *chunk)
     s = sl_json_str(choice, "finish_reason", NULL);
     if (s)
         snprintf(c->finish, sizeof(c->finish), "%s", s);
+}
+
+static int add_calls(cJSON *msg, const struct sl_cached *c)
+{
+    cJSON *arr = calls_json(c);
+    return arr && cJSON_AddItemToObject(msg, "tool_calls", arr);
 }
 
 /* A completion assembled from the stream's chunks, as OpenAI JSON (malloc'd). */
@@ -450,7 +516,10 @@ static char *assemble(struct sl_exchange *x, struct sl_cached *c)
         cJSON_AddItemToArray(choices, choice) && cJSON_AddNumberToObject(choice, "index", 0) &&
         (msg = cJSON_AddObjectToObject(choice, "message")) &&
         cJSON_AddStringToObject(msg, "role", "assistant") &&
-        cJSON_AddStringToObject(msg, "content", c->content.ptr ? c->content.ptr : "") &&
+        (c->ncalls && !c->content.len ? cJSON_AddNullToObject(msg, "content") != NULL
+                                      : cJSON_AddStringToObject(msg, "content",
+                                                                c->content.ptr ? c->content.ptr : "") != NULL) &&
+        (!c->ncalls || add_calls(msg, c)) &&
         (!c->reasoning.len || cJSON_AddStringToObject(msg, "reasoning_content", c->reasoning.ptr)) &&
         cJSON_AddStringToObject(choice, "finish_reason", c->finish) &&
         (!c->usage.present || sl_openai_usage_json(&u, &c->usage) == 0)) {

@@ -173,6 +173,43 @@ test('streaming: a streamed answer is stored from its chunks and served whole', 
   assert.equal(whole.data.usage.completion_tokens, s.usage.completion_tokens);
 });
 
+test('streaming: tool calls are assembled from their chunks, stored, and replayed', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const body = { model: 'sim-small', temperature: 0, tools, messages: [user('Weather in Paris?')] };
+  const st = await client.chat.completions.create({ ...body, stream: true });
+  const calls0 = {};
+  let finish = null;
+  for await (const chunk of st) {
+    for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      const k = (calls0[tc.index] ??= { id: '', name: '', args: '' });
+      k.id += tc.id ?? ''; k.name += tc.function?.name ?? ''; k.args += tc.function?.arguments ?? '';
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(finish, 'tool_calls');
+  assert.equal(calls0[0].name, 'get_weather');
+  await sleep(50);
+  const n0 = calls();
+  const whole = await ask(client, body);
+  assert.equal(whole.cache, 'hit');
+  const msg = whole.data.choices[0].message;
+  assert.equal(whole.data.choices[0].finish_reason, 'tool_calls');
+  assert.equal(msg.content, null);
+  assert.deepEqual(msg.tool_calls.map((t) => [t.id, t.function.name, t.function.arguments]), [[calls0[0].id, 'get_weather', calls0[0].args]]);
+  JSON.parse(msg.tool_calls[0].function.arguments);
+  const replay = await client.chat.completions.create({ ...body, stream: true });
+  const calls1 = {};
+  for await (const chunk of replay) {
+    for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      const k = (calls1[tc.index] ??= { id: '', name: '', args: '' });
+      k.id += tc.id ?? ''; k.name += tc.function?.name ?? ''; k.args += tc.function?.arguments ?? '';
+    }
+  }
+  assert.deepEqual(calls1, calls0);
+  await settle();
+  assert.equal(calls() - n0, 0);
+});
+
 test('Anthropic clients get hits in their own format, whole and streamed', async () => {
   const anthropic = new Anthropic({ baseURL: serve.url, apiKey: 'none', maxRetries: 0, timeout: 15000 });
   const body = { model: 'sim-small', max_tokens: 200, temperature: 0, messages: [user('Why is the sky blue?')] };
