@@ -33,4 +33,12 @@ void sl_cached_finish(struct sl_exchange *x, struct sl_plan *p);
  * when it answered, 0 when the caller sends the error. */
 int sl_cached_stale(struct sl_exchange *x, struct sl_plan *p);
 
+/* cached_replay.c: appends the stream of completion comp (usage u) in p's client format
+ * to out: the role, reasoning and content in pieces, tool calls, the finish, then the
+ * format's ending (the usage chunk when asked for, [DONE] or message_stop). Returns 0
+ * or -1. */
+struct sl_buf;
+int sl_cached_replay_stream(struct sl_exchange *x, const struct sl_plan *p, const cJSON *comp,
+                            const struct sl_usage *u, struct sl_buf *out);
+
 #endif
