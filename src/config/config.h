@@ -66,6 +66,7 @@ struct sl_cache_cfg {
     enum sl_cache_store backend;
     int shared;                     /* enum sl_flag: one cache for every virtual key */
     char embedding_model[SL_MAX_NAME + 1]; /* a configured model; "" = no semantic cache */
+    int embedding_model_line;       /* where it was written, for the load's checks */
     int semantic_max_entries;       /* vectors kept in the index */
 };
 

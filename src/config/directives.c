@@ -727,6 +727,7 @@ static int parse_embedding_model(struct loader *ld, const struct scalar *v, void
         return -1;
     }
     memcpy(FIELD(char, base, d), v->s, v->len + 1);
+    ((struct sl_cache_cfg *)base)->embedding_model_line = v->line;
     return 0;
 }
 

@@ -414,11 +414,13 @@ static void test_config_section(void **state)
     sl_config_free(cfg);
     cfg = NULL;
     sl_buf_reset(&errors);
-    const char *bad = "cache: { enabled: sometimes, threshold: 1.5, backend: redis }\n";
+    const char *bad = "cache: { enabled: sometimes, threshold: 1.5, backend: redis,\n"
+                      "         embedding_model: nope }\n";
     assert_int_equal(sl_config_parse(bad, strlen(bad), "t.yaml", &cfg, &errors), -1);
     assert_non_null(strstr(errors.ptr, "cache.enabled"));
     assert_non_null(strstr(errors.ptr, "cache.threshold"));
     assert_non_null(strstr(errors.ptr, "cache.backend"));
+    assert_non_null(strstr(errors.ptr, "t.yaml:2: cache.embedding_model: 'nope' is not a model"));
     sl_buf_release(&errors);
 }
 
