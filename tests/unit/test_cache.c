@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +385,62 @@ static void test_cache_get_fresh_stale_missing(void **state)
     sl_cache_free(c);
 }
 
+/* Workers share the cache: exact puts and gets, semantic adds and scans from several
+ * threads at once (run under ThreadSanitizer too, see docs/testing.md). */
+struct worker_arg {
+    struct sl_cache *c;
+    int id;
+};
+
+static void *worker(void *arg)
+{
+    struct worker_arg *w = arg;
+    float v[16];
+    uint8_t k[SL_CACHE_KEY_LEN] = {0}, found[SL_CACHE_KEY_LEN];
+    for (int i = 0; i < 400; i++) {
+        int n = w->id * 1000 + i;
+        memcpy(k, &n, sizeof(n));
+        struct sl_cache_entry e = {.value = "{\"x\":1}", .len = 7, .created_ms = 1,
+                                   .expires_ms = (int64_t)1 << 60};
+        sl_cache_put(w->c, k, &e);
+        struct sl_cache_entry got;
+        if (sl_cache_get(w->c, k, 2, 0, &got) == 0)
+            free(got.value);
+        for (int d = 0; d < 16; d++)
+            v[d] = (float)((n * 7 + d * 13) % 17) + 1.0f;
+        sl_cache_normalise(v, 16);
+        sl_cache_semantic_add(w->c, (uint64_t)(i % 3), v, 16, k);
+        float score;
+        sl_cache_semantic_find(w->c, (uint64_t)(i % 3), v, 16, 0.99, found, &score);
+        if (i % 50 == 0)
+            sl_cache_semantic_forget(w->c, k);
+    }
+    return NULL;
+}
+
+static void test_cache_threads(void **state)
+{
+    struct sl_cache_cfg cfg = {.max_bytes = 1 << 16, .max_stale_ms = 1000,
+                               .semantic_max_entries = 500, .embedding_model = "e"};
+    char err[128];
+    struct sl_cache *c = sl_cache_new(&cfg, NULL, err, sizeof(err));
+    assert_non_null(c);
+    pthread_t t[4];
+    struct worker_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct worker_arg){c, i};
+        assert_int_equal(pthread_create(&t[i], NULL, worker, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    size_t entries, bytes, vectors;
+    sl_cache_stats(c, &entries, &bytes, &vectors);
+    assert_true(bytes <= cfg.max_bytes);
+    assert_true(vectors <= 500);
+    assert_true(entries > 0);
+    sl_cache_free(c);
+}
+
 static void test_config_section(void **state)
 {
     const char *yaml =
@@ -436,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_index_two_stage_matches_brute_force),
         cmocka_unit_test(test_index_portable_paths),
         cmocka_unit_test(test_cache_get_fresh_stale_missing),
+        cmocka_unit_test(test_cache_threads),
         cmocka_unit_test(test_config_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
