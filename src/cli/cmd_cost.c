@@ -17,7 +17,7 @@
 
 #define DEFAULT_STORE   "sqlite://./sluice.db"
 #define DEFAULT_CATALOG "catalog/prices.yaml"
-#define MAX_COLS        12
+#define MAX_COLS        16
 #define CELL            (SL_MAX_NAME + 32) /* a model name, or a number */
 
 
@@ -353,6 +353,10 @@ static void report_columns(struct sheet *s, const char *word)
     add_col(s, "cost_micros", "", COL_NUMBER | COL_DATA_ONLY);
     add_col(s, "currency", "CURRENCY", COL_TEXT);
     add_col(s, "unpriced", "UNPRICED", COL_NUMBER);
+    add_col(s, "cache_hits", "CACHE HITS", COL_NUMBER);
+    add_col(s, "hit_rate", "HIT RATE", COL_TEXT);
+    add_col(s, "saved", "SAVED", COL_TEXT);
+    add_col(s, "saved_micros", "", COL_NUMBER | COL_DATA_ONLY);
 }
 
 static void fill_report_row(char (*row)[CELL], const char *label, const struct sl_usage_group *g)
@@ -367,15 +371,21 @@ static void fill_report_row(char (*row)[CELL], const char *label, const struct s
     put_int(row[7], g->cost_micros);
     snprintf(row[8], CELL, "%s", g->currency[0] ? g->currency : "-");
     put_int(row[9], g->unpriced);
+    put_int(row[10], g->cache_hits);
+    int64_t tenths = g->requests ? g->cache_hits * 1000 / g->requests : 0;
+    snprintf(row[11], CELL, "%lld.%lld%%", (long long)(tenths / 10), (long long)(tenths % 10));
+    sl_cost_format(g->saved_micros, row[12], CELL);
+    put_int(row[13], g->saved_micros);
 }
 
 static void add_group(struct sl_usage_group *sum, const struct sl_usage_group *g)
 {
     int64_t *a[] = {&sum->requests, &sum->prompt_tokens, &sum->completion_tokens,
                     &sum->cached_tokens, &sum->reasoning_tokens, &sum->cost_micros,
-                    &sum->unpriced};
+                    &sum->unpriced, &sum->cache_hits, &sum->saved_micros};
     const int64_t b[] = {g->requests, g->prompt_tokens, g->completion_tokens, g->cached_tokens,
-                         g->reasoning_tokens, g->cost_micros, g->unpriced};
+                         g->reasoning_tokens, g->cost_micros, g->unpriced, g->cache_hits,
+                         g->saved_micros};
     for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
         if (__builtin_add_overflow(*a[i], b[i], a[i]))
             *a[i] = INT64_MAX; /* a pinned maximum is visibly wrong, a wrapped sum is not */

@@ -41,6 +41,41 @@ struct sl_provider_cfg {
     char *rerank_url;      /* rerank_url: key; NULL = the shape's path under base_url */
 };
 
+/* ---- response cache (cache:, and cache: in a group or a model), read by src/cache -- */
+
+/* Zero is "not written" everywhere, so a rule that was never parsed (a model added
+ * in code) follows the global cache: value. */
+enum sl_cache_when {
+    SL_CACHE_UNSET = 0,  /* a group's or model's rule: the global value */
+    SL_CACHE_OFF,        /* never looked up nor stored (x-sluice-cache: force too) */
+    SL_CACHE_TEMP0,      /* requests with temperature 0, and x-sluice-cache: force */
+    SL_CACHE_ALWAYS,     /* every request but x-sluice-cache: skip */
+};
+
+enum sl_flag { SL_FLAG_UNSET = 0, SL_FLAG_NO, SL_FLAG_YES };
+
+/* What a group or a model may override; unset fields (0) take the global value. */
+struct sl_cache_rule {
+    int enabled;        /* enum sl_cache_when */
+    int ttl_ms;
+    int semantic;       /* enum sl_flag: also look up by meaning (needs embedding_model) */
+    double threshold;   /* cosine at or above which a semantic match is a hit */
+    int stale_on_error; /* enum sl_flag: serve an expired answer when every deployment failed */
+};
+
+enum sl_cache_store { SL_CACHE_MEMORY, SL_CACHE_SQLITE };
+
+struct sl_cache_cfg {
+    struct sl_cache_rule rule;      /* the global rule: every field set */
+    int max_stale_ms;               /* how long past its ttl an answer may serve as stale */
+    size_t max_bytes;               /* the backend's cap on stored answers */
+    enum sl_cache_store backend;
+    int shared;                     /* enum sl_flag: one cache for every virtual key */
+    char embedding_model[SL_MAX_NAME + 1]; /* a configured model; "" = no semantic cache */
+    int embedding_model_line;       /* where it was written, for the load's checks */
+    int semantic_max_entries;       /* vectors kept in the index */
+};
+
 struct sl_model_cfg {
     char *name;       /* what clients ask for */
     char *provider;   /* provider name */
@@ -54,6 +89,7 @@ struct sl_model_cfg {
     double price_in, price_out;
     int priced;
     unsigned capabilities; /* SL_CAP_* it supports; 0 = not written, assumed all */
+    struct sl_cache_rule cache; /* cache: of this model */
 };
 
 struct sl_server_cfg {
@@ -109,6 +145,7 @@ struct sl_config {
     /* master_key: authorises the admin API (/admin/keys); "" = none, admin keys refused.
      * A fixed array so sl_config_free needs no change; never logged or echoed. */
     char master_key[SL_MAX_MASTER_KEY + 1];
+    struct sl_cache_cfg cache; /* cache: */
 };
 
 /* Loads and validates a YAML file. On success returns 0 and *out (free with
@@ -236,6 +273,7 @@ struct sl_group_cfg {
     int line;
     struct sl_health_check_cfg health_check;
     struct sl_mirror_cfg mirror;
+    struct sl_cache_rule cache; /* cache: of this group */
 };
 
 /* Returns the group called name, or NULL. Valid as long as cfg. */

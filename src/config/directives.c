@@ -688,6 +688,87 @@ static int parse_override_provider(struct loader *ld, const struct scalar *v, vo
     return 0;
 }
 
+/* ---- cache: ---- */
+
+static int parse_cache_when(struct loader *ld, const struct scalar *v, void *base,
+                            const struct directive *d)
+{
+    static const struct { const char *word; int value; } words[] = {
+        {"true", SL_CACHE_TEMP0}, {"false", SL_CACHE_OFF}, {"always", SL_CACHE_ALWAYS},
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(v->s, words[i].word) == 0) {
+            *FIELD(int, base, d) = words[i].value;
+            return 0;
+        }
+    }
+    sl_config_bad(ld, v->line, v->key,
+                  "'%.32s' is not one of true (temperature 0 only), always, false", v->s);
+    return -1;
+}
+
+static int parse_flag(struct loader *ld, const struct scalar *v, void *base,
+                      const struct directive *d)
+{
+    if (strcmp(v->s, "true") != 0 && strcmp(v->s, "false") != 0) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not true or false", v->s);
+        return -1;
+    }
+    *FIELD(int, base, d) = v->s[0] == 't' ? SL_FLAG_YES : SL_FLAG_NO;
+    return 0;
+}
+
+static int parse_threshold(struct loader *ld, const struct scalar *v, void *base,
+                           const struct directive *d)
+{
+    double x;
+    if (parse_decimal(v->s, 0.0, 1.0, &x) || x == 0.0) {
+        sl_config_bad(ld, v->line, v->key,
+                      "'%.32s' is not a cosine similarity above 0 and at most 1 (e.g. 0.95)", v->s);
+        return -1;
+    }
+    *FIELD(double, base, d) = x;
+    return 0;
+}
+
+static int parse_cache_backend(struct loader *ld, const struct scalar *v, void *base,
+                               const struct directive *d)
+{
+    if (strcmp(v->s, "memory") == 0)
+        *FIELD(enum sl_cache_store, base, d) = SL_CACHE_MEMORY;
+    else if (strcmp(v->s, "sqlite") == 0)
+        *FIELD(enum sl_cache_store, base, d) = SL_CACHE_SQLITE;
+    else {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not one of memory, sqlite", v->s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_embedding_model(struct loader *ld, const struct scalar *v, void *base,
+                                 const struct directive *d)
+{
+    if (v->len > SL_MAX_NAME || has_space_or_ctl(v->s)) {
+        sl_config_bad(ld, v->line, v->key, "'%.64s' is not a model name", v->s);
+        return -1;
+    }
+    memcpy(FIELD(char, base, d), v->s, v->len + 1);
+    ((struct sl_cache_cfg *)base)->embedding_model_line = v->line;
+    return 0;
+}
+
+static int parse_max_entries(struct loader *ld, const struct scalar *v, void *base,
+                             const struct directive *d)
+{
+    uint64_t n;
+    if (parse_uint(v->s, 10000000, &n) || n == 0) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a number from 1 to 10000000", v->s);
+        return -1;
+    }
+    *FIELD(int, base, d) = (int)n;
+    return 0;
+}
+
 /* To add a key: a row here (its default written as it would be in the file), a case in
  * tests/unit/test_config.c, and its line in docs/config.md (and examples/sluice.yaml
  * when users should see it). Parsing, defaults and "unknown key" hints follow. */
@@ -736,6 +817,17 @@ static const struct directive provider_rows[] = {
 static const struct table provider_table = TABLE("a provider (name, kind, base_url)",
                                                  provider_rows);
 
+/* cache: in a group or a model: what it may override (unset keys: the global cache:). */
+#define CRL(field) offsetof(struct sl_cache_rule, field)
+static const struct directive cache_rule_rows[] = {
+    {.key = "enabled", .scalar = parse_cache_when, .off = CRL(enabled)},
+    {.key = "ttl", .scalar = parse_duration, .off = CRL(ttl_ms)},
+    {.key = "semantic", .scalar = parse_flag, .off = CRL(semantic)},
+    {.key = "threshold", .scalar = parse_threshold, .off = CRL(threshold)},
+    {.key = "stale_on_error", .scalar = parse_flag, .off = CRL(stale_on_error)},
+};
+static const struct table cache_rule_table = TABLE("cache", cache_rule_rows);
+
 #define MDL(field) offsetof(struct sl_model_cfg, field)
 static const struct directive model_rows[] = {
     {.key = "name", .scalar = parse_model_id, .off = MDL(name), .flags = D_REQUIRED},
@@ -746,6 +838,7 @@ static const struct directive model_rows[] = {
     {.key = "price_in", .scalar = parse_price, .off = MDL(price_in)},
     {.key = "price_out", .scalar = parse_price, .off = MDL(price_out)},
     {.key = "capabilities", .seq = seq_capabilities, .off = MDL(capabilities)},
+    {.key = "cache", .map = &cache_rule_table, .off = MDL(cache)},
 };
 static const struct table model_table = TABLE("a model (name, provider)", model_rows);
 
@@ -788,6 +881,23 @@ static const struct directive mirror_rows[] = {
     {.key = "sample", .scalar = parse_sample, .off = MIR(sample)},
 };
 static const struct table mirror_table = TABLE("mirror (to, sample)", mirror_rows);
+#define CCF(field) offsetof(struct sl_cache_cfg, field)
+static const struct directive cache_rows[] = {
+    {.key = "enabled", .scalar = parse_cache_when, .off = CCF(rule.enabled), .def = "true"},
+    {.key = "ttl", .scalar = parse_duration, .off = CCF(rule.ttl_ms), .def = "1h"},
+    {.key = "semantic", .scalar = parse_flag, .off = CCF(rule.semantic), .def = "false"},
+    {.key = "threshold", .scalar = parse_threshold, .off = CCF(rule.threshold), .def = "0.95"},
+    {.key = "stale_on_error", .scalar = parse_flag, .off = CCF(rule.stale_on_error),
+     .def = "false"},
+    {.key = "max_stale", .scalar = parse_duration, .off = CCF(max_stale_ms), .def = "24h"},
+    {.key = "max_bytes", .scalar = parse_size, .off = CCF(max_bytes), .def = "64MiB"},
+    {.key = "backend", .scalar = parse_cache_backend, .off = CCF(backend), .def = "memory"},
+    {.key = "shared", .scalar = parse_flag, .off = CCF(shared), .def = "false"},
+    {.key = "embedding_model", .scalar = parse_embedding_model, .off = CCF(embedding_model)},
+    {.key = "semantic_max_entries", .scalar = parse_max_entries, .off = CCF(semantic_max_entries),
+     .def = "100000"},
+};
+static const struct table cache_table = TABLE("cache", cache_rows);
 
 #define GRP(field) offsetof(struct sl_group_cfg, field)
 static const struct directive group_rows[] = {
@@ -804,6 +914,7 @@ static const struct directive group_rows[] = {
     {.key = "hedge", .map = &hedge_table, .off = GRP(hedge)},
     {.key = "health_check", .map = &health_table, .off = GRP(health_check)},
     {.key = "mirror", .map = &mirror_table, .off = GRP(mirror)},
+    {.key = "cache", .map = &cache_rule_table, .off = GRP(cache)},
 };
 static const struct table group_table = TABLE("a group (name, deployments)", group_rows);
 
@@ -894,5 +1005,6 @@ static const struct directive top_rows[] = {
     {.key = "pricing", .map = &pricing_table, .off = TOP(pricing)},
     {.key = "master_key", .scalar = parse_master_key, .off = TOP(master_key),
      .def = "${SLUICE_MASTER_KEY}", .flags = D_EMPTY_OK},
+    {.key = "cache", .map = &cache_table, .off = TOP(cache)},
 };
 const struct table sl_config_top_table = TABLE("the top level", top_rows);

@@ -405,12 +405,26 @@ static void check_model(struct loader *ld, struct sl_model_cfg *m, size_t index)
            m->name ? m->name : "?", m->provider, known[0] ? known : "none");
 }
 
+/* cache.embedding_model names a model of this file. */
+static void check_cache(struct loader *ld)
+{
+    const struct sl_cache_cfg *c = &ld->cfg->cache;
+    if (!c->embedding_model[0])
+        return;
+    for (size_t i = 0; i < ld->cfg->nmodels; i++)
+        if (ld->cfg->models[i].name && strcmp(ld->cfg->models[i].name, c->embedding_model) == 0)
+            return;
+    report(ld, c->embedding_model_line, "cache.embedding_model: '%s' is not a model of models:",
+           c->embedding_model);
+}
+
 static void finish(struct loader *ld)
 {
     check_providers(ld);
     for (size_t i = 0; i < ld->cfg->nmodels; i++)
         check_model(ld, &ld->cfg->models[i], i);
     sl_config_check_groups(ld);
+    check_cache(ld);
 }
 
 /* ---- entry points ------------------------------------------------------------- */

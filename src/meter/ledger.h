@@ -35,6 +35,8 @@ struct sl_usage_row {
     char mirror_of[64];             /* a mirrored copy: the request id it copies; "" = none */
     char answer_hash[17];           /* 16 hex digits of the answer text's hash (requests
                                        that were mirrored, and their mirrors); "" = none */
+    char cache[8];                  /* "hit" | "stale": answered from the cache; "" = not */
+    int64_t saved_micros;           /* a cached answer: what it cost when it was made */
 };
 
 struct sl_ledger;

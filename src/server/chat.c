@@ -18,6 +18,7 @@
 #include "formats/openai.h"
 #include "meter/estimate.h"
 #include "providers/providers.h"
+#include "server/cached.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -200,6 +201,7 @@ static void on_data_event(struct chat *c, const struct sl_sse_event *ev)
     remember_chunk(c, obj);
     if (c->plan->mirrored)
         sl_plan_hash_answer(obj, &c->hash, &c->hashed);
+    sl_cached_chunk(c->plan, obj);
     int had_usage = sl_openai_usage(obj, &c->usage);
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(obj, "choices");
     int usage_only = had_usage && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
@@ -408,6 +410,7 @@ static void reply_whole(struct chat *c)
     sl_plan_commit(c->x, c->plan, c);
     c->x->status = 200;
     fill_row(c);
+    sl_cached_reply_text(c->plan, p, n);
     sl_exchange_reply(c->x, 200, "application/json", p, n);
 }
 

@@ -53,6 +53,7 @@ struct sl_server {
     struct sl_snapshot *snap;
     struct sl_keyset *keyset;
     struct sl_ledger *ledger;
+    struct sl_cache *cache;        /* the response cache (src/cache/); NULL = none */
     struct sl_sim *sim;
     const char *config_path;
     const char *listen_override;
@@ -100,6 +101,7 @@ struct sl_exchange {
     struct sl_plan *plan;      /* the attempts of a chat or messages request */
     const struct sl_model_cfg *model; /* the deployment the row is billed on */
     struct sl_usage_row row;   /* the ledger row, filled along the way */
+    char key_id[32];           /* the virtual key's id ("" = none): the cache's tenant */
 };
 
 typedef void (*sl_handler_fn)(struct sl_exchange *x);

@@ -15,6 +15,7 @@
 #include "formats/anthropic_client.h"
 #include "formats/format.h"
 #include "meter/estimate.h"
+#include "server/cached.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -31,6 +32,7 @@ struct pass {
     struct sl_upstream_meta meta;
     int relaying, saw_stop;
     void *enc;
+    void *dec;                   /* a cached request: the stream decoded on the side */
     struct sl_sse_reader sse;
     struct sl_buf body;
     struct sl_usage usage;
@@ -43,6 +45,8 @@ static void on_pass_cleanup(void *p)
     struct pass *s = p;
     if (s->enc)
         s->cf->stream_release(s->enc);
+    if (s->dec)
+        s->uf->stream_release(s->dec);
     sl_sse_reader_release(&s->sse);
     sl_buf_release(&s->body);
 }
@@ -103,6 +107,13 @@ static void hash_reply(struct pass *s)
     cJSON_Delete(completion);
 }
 
+static int on_side_chunk(void *arg, const cJSON *chunk)
+{
+    struct pass *s = arg;
+    sl_cached_chunk(s->plan, chunk);
+    return 0;
+}
+
 static int on_event(void *arg, const struct sl_sse_event *ev)
 {
     struct pass *s = arg;
@@ -112,6 +123,14 @@ static int on_event(void *arg, const struct sl_sse_event *ev)
         s->uf->sniff_usage(ev, NULL, 0, &s->usage);
     if (s->plan->mirrored && ev->type_len == 19 && memcmp(ev->type, "content_block_delta", 19) == 0)
         hash_delta(s, ev);
+    if (s->dec) { /* canonical chunks for the cache only: the client got the bytes */
+        struct sl_usage u = {0};
+        struct sl_error e;
+        if (s->uf->stream_event(s->dec, ev, on_side_chunk, s, &u, &e) < 0) {
+            s->uf->stream_release(s->dec);
+            s->dec = NULL;
+        }
+    }
     return 0;
 }
 
@@ -126,6 +145,11 @@ static void on_up_headers(void *ctx, const struct sl_upstream_meta *meta)
         s->enc = sl_arena_alloc(s->x->arena, s->cf->stream_size ? s->cf->stream_size : 1);
         if (s->enc)
             s->cf->stream_init(s->enc, s->x->id, s->m->model, 0);
+        if (s->plan->cached) {
+            s->dec = sl_arena_alloc(s->x->arena, s->uf->stream_size ? s->uf->stream_size : 1);
+            if (s->dec)
+                s->uf->stream_init(s->dec, s->x->id, s->m->model);
+        }
     }
 }
 
@@ -202,6 +226,15 @@ static void on_up_done(void *ctx, enum sl_upstream_result r, const char *detail)
     if (s->plan->mirrored)
         hash_reply(s);
     account(s);
+    if (s->plan->cached) {
+        struct sl_error e;
+        struct sl_usage u = {0};
+        cJSON *completion = s->uf->decode_reply(s->body.ptr ? s->body.ptr : "", s->body.len,
+                                                s->m->model, &u, &e);
+        if (completion)
+            sl_cached_reply(s->plan, completion, &u);
+        cJSON_Delete(completion);
+    }
     sl_exchange_reply(s->x, s->meta.status, s->meta.content_type[0] ? s->meta.content_type
                                                                      : "application/json",
                       s->body.ptr ? s->body.ptr : "", s->body.len);

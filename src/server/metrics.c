@@ -39,6 +39,7 @@ static size_t nall, capall;
 static struct errseries *errs;
 static size_t nerrs, caperrs;
 static atomic_int inflight;
+static atomic_ullong cache_hits, cache_stale; /* answers from the response cache */
 
 static void observe(struct histogram *h, double seconds)
 {
@@ -91,6 +92,8 @@ void sl_metrics_request(const struct sl_usage_row *row)
             observe(&s->ttft, (double)row->ttft_us / 1e6);
     }
     pthread_mutex_unlock(&lock);
+    if (row->cache[0])
+        atomic_fetch_add(row->cache[0] == 's' ? &cache_stale : &cache_hits, 1);
 }
 
 void sl_metrics_upstream_error(const char *provider, const char *kind)
@@ -205,6 +208,12 @@ int sl_metrics_render(struct sl_buf *out)
     sl_buf_printf(out, "# HELP sluice_requests_in_flight Requests being served.\n"
                        "# TYPE sluice_requests_in_flight gauge\nsluice_requests_in_flight %d\n",
                   atomic_load(&inflight));
+    sl_buf_printf(out, "# HELP sluice_cache_answers_total Requests answered from the response cache.\n"
+                       "# TYPE sluice_cache_answers_total counter\n"
+                       "sluice_cache_answers_total{result=\"hit\"} %llu\n"
+                       "sluice_cache_answers_total{result=\"stale\"} %llu\n",
+                  (unsigned long long)atomic_load(&cache_hits),
+                  (unsigned long long)atomic_load(&cache_stale));
     pthread_mutex_unlock(&lock);
     return 0;
 }
@@ -217,5 +226,7 @@ void sl_metrics_reset(void)
     all = NULL;
     errs = NULL;
     nall = capall = nerrs = caperrs = 0;
+    atomic_store(&cache_hits, 0);
+    atomic_store(&cache_stale, 0);
     pthread_mutex_unlock(&lock);
 }

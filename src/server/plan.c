@@ -17,6 +17,7 @@
 #include "meter/cost.h"
 #include "meter/estimate.h"
 #include "server/mirror.h"
+#include "server/cached.h"
 #include "upstream/upstream.h"
 
 static void on_req_cleanup(void *p)
@@ -107,6 +108,8 @@ int sl_plan_resolve(struct sl_exchange *x, struct sl_plan *p, const char *name)
 /* Nothing is left to try: the client gets the last failure, in its own format. */
 static void answer_failure(struct sl_exchange *x, struct sl_plan *p)
 {
+    if (sl_cached_stale(x, p))
+        return; /* stale_on_error: the cached answer, marked stale */
     if (!p->last.status) {
         const struct sl_route_plan *r = &p->route;
         sl_error_set(&p->last, 503, "api_error",
@@ -199,7 +202,16 @@ void sl_plan_run_path(struct sl_exchange *x, struct sl_plan *p, const struct sl_
 /* A model asked for by name is tried once, as configured; a group follows its policy. */
 static const struct sl_group_cfg single = {.name = "", .retries = 0, .timeout_ms = 24 * 3600 * 1000};
 
+static void plan_go(struct sl_exchange *x, struct sl_plan *p);
+
 void sl_plan_start(struct sl_exchange *x, struct sl_plan *p)
+{
+    if (sl_cached_lookup(x, p, plan_go))
+        return; /* answered from the cache, or a semantic lookup that calls plan_go */
+    plan_go(x, p);
+}
+
+static void plan_go(struct sl_exchange *x, struct sl_plan *p)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
     const char *t = evhttp_find_header(in, "x-stainless-timeout"); /* the SDKs' own timeout, s */
@@ -383,6 +395,7 @@ static void on_plan_finish(struct sl_exchange *x)
     if (p->hedge_timer)
         event_free(p->hedge_timer);
     p->hedge_timer = NULL;
+    sl_cached_finish(x, p);
     if (p->wait)
         event_free(p->wait);
     p->wait = NULL;

@@ -60,6 +60,7 @@ struct sl_plan {
     struct event *hedge_timer;    /* fires when current is slow to its first byte */
     int starting_hedge;           /* a path started now is the hedge */
     int mirrored;                 /* copies go to the group's mirror: (hash the answer) */
+    struct sl_cached *cached;     /* the request's cache lookup (server/cached.c); NULL = none */
 };
 
 /* A new plan in x's arena for a client of format cf. Takes ownership of req (freed

@@ -23,6 +23,7 @@
 #include "meter/keys.h"
 #include "route/route.h"
 #include "server/health_check.h"
+#include "cache/cache.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "server/worker.h"
@@ -392,6 +393,9 @@ int sl_server_run(const struct sl_serve_opts *opts)
         sl_config_free(cfg);
         goto out;
     }
+    srv.cache = sl_cache_new(&cfg->cache, cfg->store, err, sizeof(err));
+    if (!srv.cache)
+        sl_warn("cache: %s; answers are not cached", err);
     sl_snapshot_install(&srv, cfg, catalog);
     if (!srv.snap) {
         sl_error("out of memory");
@@ -416,6 +420,7 @@ int sl_server_run(const struct sl_serve_opts *opts)
     sl_ledger_close(srv.ledger);
     sl_info("stopped: ledger flushed");
 out:
+    sl_cache_free(srv.cache);
     free(srv.workers);
     sl_snapshot_release(srv.snap);
     sl_keyset_release(srv.keyset);

@@ -16,6 +16,7 @@
 #include "formats/format.h"
 #include "formats/openai.h"
 #include "meter/estimate.h"
+#include "server/cached.h"
 #include "server/internal.h"
 #include "server/plan.h"
 #include "server/metrics.h"
@@ -116,6 +117,7 @@ static int on_chunk(void *arg, const cJSON *chunk)
         sl_exchange_first_token(t->x);
     if (t->plan->mirrored)
         sl_plan_hash_answer(chunk, &t->hash, &t->hashed);
+    sl_cached_chunk(t->plan, chunk);
     return t->cf->stream_chunk(t->enc, chunk, &t->out);
 }
 
@@ -199,6 +201,7 @@ static void reply_whole(struct tx *t)
     t->est_completion = sl_openai_estimate_output(completion);
     if (t->plan->mirrored)
         sl_plan_hash_answer(completion, &t->hash, &t->hashed);
+    sl_cached_reply(t->plan, completion, &t->usage);
     int rc = t->cf->encode_reply(completion, &t->usage, &b);
     cJSON_Delete(completion);
     if (rc) {

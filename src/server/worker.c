@@ -256,6 +256,7 @@ static int authenticate(struct sl_exchange *x, const char *path)
         const struct sl_key *k = sl_keys_find(keys, secret, sl_wall_ms());
         if (k) {
             snprintf(x->row.key, sizeof(x->row.key), "%.127s", k->name);
+            snprintf(x->key_id, sizeof(x->key_id), "%s", k->id);
             return collect_tags(x, k->tags, cf ? cf : &sl_openai_client);
         }
         sl_error_set(&e, 401, "authentication_error",

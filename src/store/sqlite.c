@@ -50,10 +50,21 @@ static const char *const migrations[] = {
     " tpm INTEGER NOT NULL, models TEXT NOT NULL, tags TEXT NOT NULL);",
     /* 5: the tags of each request, a JSON array of "name=value" strings ('' = none). */
     "ALTER TABLE usage ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
-    /* mirrored copies (src/server/mirror.c) and the answer hashes `sluice compare` matches. */
+    /* 6: mirrored copies (src/server/mirror.c) and the answer hashes `sluice compare` matches. */
     "ALTER TABLE usage ADD COLUMN mirror_of TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE usage ADD COLUMN answer_hash TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX usage_mirror_of ON usage(mirror_of);",
+    /* 7: the response cache (src/cache/): cached answers and their semantic vectors, and
+     * on each usage row whether it was answered from the cache and what that saved. */
+    "ALTER TABLE usage ADD COLUMN cache TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE usage ADD COLUMN saved_micros INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE cache_entries ("
+    " key BLOB PRIMARY KEY, value BLOB NOT NULL, created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL, cost_micros INTEGER NOT NULL, currency TEXT NOT NULL,"
+    " size INTEGER NOT NULL);"
+    "CREATE INDEX cache_entries_created ON cache_entries(created_ms);"
+    "CREATE TABLE cache_vectors ("
+    " key BLOB PRIMARY KEY, scope INTEGER NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -61,8 +72,9 @@ static const char insert_sql[] =
     "INSERT INTO usage (id, ts_ms, key, model, provider, upstream_model, prompt_tokens,"
     " completion_tokens, cached_tokens, reasoning_tokens, estimated, status, stream,"
     " client_gone, latency_us, ttft_us, error, request_id, attempt, final, why,"
-    " cost_micros, currency, price_known, tags, mirror_of, answer_hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " cost_micros, currency, price_known, tags, mirror_of, answer_hash, cache, saved_micros)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?, ?, ?)";
 
 static const char totals_sql[] =
     "SELECT model, sum(final), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),"
@@ -266,6 +278,8 @@ static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
     bind_text(st, 25, r->tags, sizeof(r->tags));
     bind_text(st, 26, r->mirror_of, sizeof(r->mirror_of));
     bind_text(st, 27, r->answer_hash, sizeof(r->answer_hash));
+    bind_text(st, 28, r->cache, sizeof(r->cache));
+    sqlite3_bind_int64(st, 29, r->saved_micros);
 }
 
 static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
@@ -398,6 +412,8 @@ static void read_group(sqlite3_stmt *st, void *row)
     g->reasoning_tokens = sqlite3_column_int64(st, 7);
     g->cost_micros = sqlite3_column_int64(st, 8);
     g->unpriced = sqlite3_column_int64(st, 9);
+    g->cache_hits = sqlite3_column_int64(st, 10);
+    g->saved_micros = sqlite3_column_int64(st, 11);
 }
 
 static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t since_ms,
@@ -413,7 +429,8 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
     snprintf(sql, sizeof(sql),
              "SELECT %s, %s, currency, sum(final), sum(prompt_tokens), sum(completion_tokens),"
              " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros),"
-             " sum(price_known = 0 AND prompt_tokens + completion_tokens > 0)"
+             " sum(price_known = 0 AND prompt_tokens + completion_tokens > 0),"
+             " sum(cache != '' AND final), sum(saved_micros)"
              " FROM usage%s WHERE ts_ms >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
              group_exprs[by][0], group_exprs[by][1],
              /* one row per tag: a request tagged twice counts under both */

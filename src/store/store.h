@@ -51,6 +51,8 @@ struct sl_usage_group {
     int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens; /* every row */
     int64_t cost_micros;        /* every row */
     int64_t unpriced;           /* rows with tokens but no known price */
+    int64_t cache_hits;         /* request rows answered from the cache (hit or stale) */
+    int64_t saved_micros;       /* what those answers cost when they were made */
 };
 
 /* A virtual key as stored (src/meter/keys.c). Never the secret: only its SHA-256. */
