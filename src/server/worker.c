@@ -251,6 +251,7 @@ static int authenticate(struct sl_exchange *x, const char *path)
                                                evhttp_find_header(h, "x-api-key"));
         const struct sl_key *k = sl_keys_find(keys, secret, sl_wall_ms());
         if (k) {
+            x->key = k;
             snprintf(x->row.key, sizeof(x->row.key), "%.127s", k->name);
             return collect_tags(x, k->tags, cf ? cf : &sl_openai_client);
         }

@@ -12,12 +12,7 @@
 
 #include "core/clock.h"
 #include "meter/ledger.h"
-
-struct sqlite_store {
-    struct sl_store base; /* first, so a struct sl_store * is a struct sqlite_store * */
-    sqlite3 *db;
-    sqlite3_stmt *insert; /* prepared once: the ledger writer runs it for every row */
-};
+#include "store/sqlite_internal.h"
 
 /* Migration i takes the schema from version i to version i + 1. To change the
  * schema, append a row (never edit one that has shipped) and update docs/usage.md. */
@@ -50,6 +45,11 @@ static const char *const migrations[] = {
     " tpm INTEGER NOT NULL, models TEXT NOT NULL, tags TEXT NOT NULL);",
     /* 5: the tags of each request, a JSON array of "name=value" strings ('' = none). */
     "ALTER TABLE usage ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    /* 6: a key's limit on requests in flight at once (src/meter/govern.c); 0 = none. */
+    "ALTER TABLE keys ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0;",
+    /* 7: daily roll-ups kept by every insert (sqlite_rollup.c), filled from the rows
+     * already there; the time before which retention deleted raw rows. */
+    SL_SQLITE_ROLLUP_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -78,6 +78,11 @@ static int map_error(sqlite3 *db, int rc, const char *what, char *err, size_t er
     default:
         return SL_STORE_ERROR;
     }
+}
+
+int sl_sqlite_error(sqlite3 *db, int rc, const char *what, char *err, size_t errlen)
+{
+    return map_error(db, rc, what, err, errlen);
 }
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -217,8 +222,12 @@ static int sqlite_open(const char *path, int flags, struct sl_store **out, char 
         if (rc != SQLITE_OK)
             result = map_error(s->db, rc, "prepare insert", err, errlen);
     }
+    if (result == SL_STORE_OK)
+        result = sl_sqlite_rollup_prepare(s, err, errlen);
 out:
     if (result && s) {
+        sqlite3_finalize(s->insert);
+        sqlite3_finalize(s->rollup);
         sqlite3_close(s->db);
         free(s);
         s = NULL;
@@ -269,7 +278,9 @@ static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char
     int rc = sqlite3_step(s->insert);
     sqlite3_reset(s->insert);
     sqlite3_clear_bindings(s->insert); /* the bound text belongs to the caller's row */
-    return rc == SQLITE_DONE ? SL_STORE_OK : map_error(s->db, rc, "insert usage", err, errlen);
+    if (rc != SQLITE_DONE)
+        return map_error(s->db, rc, "insert usage", err, errlen);
+    return sl_sqlite_rollup_row(s, r, err, errlen);
 }
 
 static int sqlite_insert_usage(struct sl_store *base, const struct sl_usage_row *rows, size_t n,
@@ -397,18 +408,29 @@ static void read_group(sqlite3_stmt *st, void *row)
 static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t since_ms,
                           sqlite3_stmt **st, char *err, size_t errlen)
 {
-    char sql[1024];
+    char sql[2048];
     if ((unsigned)by >= sizeof(group_exprs) / sizeof(group_exprs[0])) {
         snprintf(err, errlen, "sqlite: unknown grouping");
         return SL_STORE_ERROR;
     }
+    int64_t boundary;
+    int result = sl_sqlite_rollup_boundary(s, since_ms, &boundary, err, errlen);
+    if (result)
+        return result;
     /* Requests are counted on request rows (final = 1); tokens and money on every row,
-     * since a failed attempt that the provider billed is real spend. */
+     * since a failed attempt that the provider billed is real spend. Raw rows up to the
+     * first whole day, the daily roll-ups from there (sqlite_rollup.c). */
     snprintf(sql, sizeof(sql),
              "SELECT %s, %s, currency, sum(final), sum(prompt_tokens), sum(completion_tokens),"
-             " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros),"
-             " sum(price_known = 0 AND prompt_tokens + completion_tokens > 0)"
-             " FROM usage%s WHERE ts_ms >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros), sum(unpriced)"
+             " FROM (SELECT ts_ms, key, model, provider, upstream_model, tags, currency, final,"
+             " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
+             " (price_known = 0 AND prompt_tokens + completion_tokens > 0) AS unpriced"
+             " FROM usage WHERE ts_ms >= ?1 AND ts_ms < ?2 UNION ALL"
+             " SELECT ts_ms, key, model, provider, upstream_model, tags, currency, requests,"
+             " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
+             " unpriced FROM usage_daily WHERE ts_ms >= ?2)%s"
+             " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
              group_exprs[by][0], group_exprs[by][1],
              /* one row per tag: a request tagged twice counts under both */
              by == SL_BY_TAG ? ", json_each(CASE tags WHEN '' THEN '[\"\"]' ELSE tags END) AS tag"
@@ -416,6 +438,8 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(*st, 1, since_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(*st, 2, boundary);
     return rc == SQLITE_OK ? SL_STORE_OK : map_error(s->db, rc, "usage groups", err, errlen);
 }
 
@@ -441,10 +465,10 @@ static int sqlite_usage_groups(struct sl_store *base, int64_t since_ms, enum sl_
  * statement instead of keeping it for the life of the store. */
 static const char insert_key_sql[] =
     "INSERT INTO keys (id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget,"
-    " rpm, tpm, models, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " rpm, tpm, models, tags, concurrency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char list_keys_sql[] =
     "SELECT id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget, rpm, tpm,"
-    " models, tags FROM keys ORDER BY created_ms, id";
+    " models, tags, concurrency FROM keys ORDER BY created_ms, id";
 static const char revoke_key_sql[] =
     "UPDATE keys SET revoked_ms = CASE revoked_ms WHEN 0 THEN ? ELSE revoked_ms END"
     " WHERE id = ?";
@@ -463,6 +487,7 @@ static void bind_key(sqlite3_stmt *st, const struct sl_key *k)
     sqlite3_bind_int64(st, 10, k->tpm);
     bind_text(st, 11, k->models, sizeof(k->models));
     bind_text(st, 12, k->tags, sizeof(k->tags));
+    sqlite3_bind_int64(st, 13, k->concurrency);
 }
 
 static int sqlite_insert_key(struct sl_store *base, const struct sl_key *k, char *err,
@@ -495,6 +520,7 @@ static void read_key(sqlite3_stmt *st, void *row)
     k->tpm = sqlite3_column_int64(st, 9);
     read_text(st, 10, k->models, sizeof(k->models));
     read_text(st, 11, k->tags, sizeof(k->tags));
+    k->concurrency = sqlite3_column_int64(st, 12);
 }
 
 
@@ -539,6 +565,7 @@ static void sqlite_close(struct sl_store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->rollup);
     sqlite3_close(s->db);
     free(s);
 }
@@ -553,6 +580,7 @@ static const struct sl_store_ops sqlite_ops = {
     .insert_key = sqlite_insert_key,
     .list_keys = sqlite_list_keys,
     .revoke_key = sqlite_revoke_key,
+    .prune_usage = sl_sqlite_prune_usage,
 };
 
 /* The store backends, by URL scheme. To add one: a row here, src/store/<name>.c

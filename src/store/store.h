@@ -72,6 +72,7 @@ struct sl_key {
     int64_t rpm, tpm;                /* 0 = no limit */
     char models[SL_KEY_LIST_SIZE];   /* "deepseek-*,qwen-*"; "" = every model */
     char tags[SL_KEY_LIST_SIZE];     /* "team=search,env=prod"; "" = none */
+    int64_t concurrency;             /* requests in flight at once; 0 = no limit */
 };
 
 struct sl_store;
@@ -92,6 +93,8 @@ struct sl_store_ops {
                      size_t errlen);
     int (*revoke_key)(struct sl_store *s, const char *id, int64_t now_ms, char *err,
                       size_t errlen);
+    int (*prune_usage)(struct sl_store *s, int64_t before_ms, int64_t *deleted, char *err,
+                       size_t errlen);
 };
 
 /* Every backend's store starts with this. */
@@ -158,6 +161,14 @@ static inline int sl_store_revoke_key(struct sl_store *s, const char *id, int64_
                                       char *err, size_t errlen)
 {
     return s->ops->revoke_key(s, id, now_ms, err, errlen);
+}
+
+/* Retention: deletes the raw usage rows of the whole days before before_ms (their daily
+ * roll-ups stay, so reports over those days still add up). *deleted says how many. */
+static inline int sl_store_prune_usage(struct sl_store *s, int64_t before_ms, int64_t *deleted,
+                                       char *err, size_t errlen)
+{
+    return s->ops->prune_usage(s, before_ms, deleted, err, errlen);
 }
 
 /* Closes the store and frees it. NULL is allowed. */

@@ -1,0 +1,121 @@
+/* Daily roll-ups of the usage table, kept by the same transaction that inserts the rows,
+ * so reports read one row per day and group instead of every request; and retention,
+ * which deletes old raw rows and keeps their roll-ups. */
+#include <stdio.h>
+#include <string.h>
+
+#include "meter/ledger.h"
+#include "store/sqlite_internal.h"
+
+#define DAY_MS 86400000LL
+
+static const char rollup_sql[] =
+    "INSERT INTO usage_daily (ts_ms, key, model, provider, upstream_model, tags, currency,"
+    " requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
+    " unpriced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (ts_ms, key, model, provider, upstream_model, tags, currency) DO UPDATE SET"
+    " requests = requests + excluded.requests,"
+    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"
+    " cached_tokens = cached_tokens + excluded.cached_tokens,"
+    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,"
+    " cost_micros = cost_micros + excluded.cost_micros,"
+    " unpriced = unpriced + excluded.unpriced";
+
+int sl_sqlite_rollup_prepare(struct sqlite_store *s, char *err, size_t errlen)
+{
+    int rc = sqlite3_prepare_v3(s->db, rollup_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->rollup,
+                                NULL);
+    return rc == SQLITE_OK ? SL_STORE_OK : sl_sqlite_error(s->db, rc, "prepare roll-up", err,
+                                                           errlen);
+}
+
+static void text(sqlite3_stmt *st, int col, const char *s, size_t cap)
+{
+    sqlite3_bind_text(st, col, s, (int)strnlen(s, cap), SQLITE_STATIC);
+}
+
+int sl_sqlite_rollup_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
+                         size_t errlen)
+{
+    sqlite3_stmt *st = s->rollup;
+    int64_t day = r->ts_ms >= 0 ? r->ts_ms / DAY_MS * DAY_MS : 0;
+    sqlite3_bind_int64(st, 1, day);
+    text(st, 2, r->key, sizeof(r->key));
+    text(st, 3, r->model, sizeof(r->model));
+    text(st, 4, r->provider, sizeof(r->provider));
+    text(st, 5, r->upstream_model, sizeof(r->upstream_model));
+    text(st, 6, r->tags, sizeof(r->tags));
+    text(st, 7, r->currency, sizeof(r->currency));
+    sqlite3_bind_int64(st, 8, r->final != 0);
+    sqlite3_bind_int64(st, 9, r->prompt_tokens);
+    sqlite3_bind_int64(st, 10, r->completion_tokens);
+    sqlite3_bind_int64(st, 11, r->cached_tokens);
+    sqlite3_bind_int64(st, 12, r->reasoning_tokens);
+    sqlite3_bind_int64(st, 13, r->cost_micros);
+    sqlite3_bind_int64(st, 14, !r->price_known && (r->prompt_tokens > 0 || r->completion_tokens > 0));
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SL_STORE_OK : sl_sqlite_error(s->db, rc, "roll-up", err, errlen);
+}
+
+static int query_int64(sqlite3 *db, const char *sql, int64_t *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? SL_STORE_OK : sl_sqlite_error(db, rc, sql, err, errlen);
+}
+
+int sl_sqlite_rollup_boundary(struct sqlite_store *s, int64_t since_ms, int64_t *boundary,
+                              char *err, size_t errlen)
+{
+    int64_t pruned = 0;
+    int result = query_int64(s->db, "SELECT coalesce(max(before_ms), 0) FROM usage_retention",
+                             &pruned, err, errlen);
+    if (since_ms <= 0)
+        *boundary = 0;
+    else if (since_ms < pruned) /* its raw rows are gone: the whole day from the roll-up */
+        *boundary = since_ms / DAY_MS * DAY_MS;
+    else
+        *boundary = (since_ms + DAY_MS - 1) / DAY_MS * DAY_MS;
+    return result;
+}
+
+/* Whole days only, so a day is either all raw rows or all roll-up at its start. */
+int sl_sqlite_prune_usage(struct sl_store *base, int64_t before_ms, int64_t *deleted, char *err,
+                          size_t errlen)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    char sql[160];
+    int64_t day = before_ms > 0 ? before_ms / DAY_MS * DAY_MS : 0;
+    *deleted = 0;
+    if (day == 0)
+        return SL_STORE_OK;
+    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    snprintf(sql, sizeof(sql), "DELETE FROM usage WHERE ts_ms < %lld", (long long)day);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        *deleted = sqlite3_changes64(s->db);
+    snprintf(sql, sizeof(sql), /* the mark only moves forward: older rows are gone already */
+             "INSERT INTO usage_retention SELECT %lld WHERE %lld >"
+             " (SELECT coalesce(max(before_ms), 0) FROM usage_retention)",
+             (long long)day, (long long)day);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int result = sl_sqlite_error(s->db, rc, "prune usage", err, errlen);
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return result;
+    }
+    return SL_STORE_OK;
+}
