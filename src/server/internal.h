@@ -196,6 +196,8 @@ const char *sl_exchange_body(struct sl_exchange *x, size_t *len);
 void sl_admin_keys_create_handle(struct sl_exchange *x);
 void sl_admin_keys_list_handle(struct sl_exchange *x);
 void sl_admin_keys_revoke_handle(struct sl_exchange *x);
+/* GET /admin/usage (admin_usage.c): the spend report, as `sluice cost report`. */
+void sl_admin_usage_handle(struct sl_exchange *x);
 /* Returns 1 when the request carries "Authorization: Bearer <master_key>" (compared in
  * constant time). Otherwise replies itself, 403 when no master key is configured and
  * 401 for a missing or wrong one, in OpenAI's error shape, and returns 0: the exchange

@@ -52,6 +52,7 @@ static const struct route {
     {EVHTTP_REQ_POST, "/admin/keys", sl_admin_keys_create_handle, ADMIN},
     {EVHTTP_REQ_GET, "/admin/keys", sl_admin_keys_list_handle, ADMIN},
     {EVHTTP_REQ_DELETE, "/admin/keys/", sl_admin_keys_revoke_handle, ADMIN},
+    {EVHTTP_REQ_GET, "/admin/usage", sl_admin_usage_handle, ADMIN},
 };
 
 static void make_id(char *out, size_t cap)
