@@ -14,10 +14,11 @@
 #include "meter/ratelimit.h"
 #include "store/store.h"
 
-#define NBUCKETS 1024
+#define NBUCKETS 16384 /* a power of two */
 
 struct entry {
     struct entry *next;    /* in its bucket */
+    uint64_t hash;
     struct entry *all;     /* every entry, newest first, for /metrics */
     char name[SL_GOV_NAME];
     struct sl_rate_window requests, tokens;
@@ -25,7 +26,7 @@ struct entry {
     /* the budget window being counted; has_budget 0 until a scope brings one */
     int has_budget;
     struct sl_budget budget;
-    int64_t window_start, spent, reserved;
+    int64_t window_start, window_end, spent, reserved; /* end: first ms after the window */
     int soft_fired;        /* the soft threshold was crossed in this window */
     uint64_t soft_crossings;
 };
@@ -147,13 +148,14 @@ static int64_t seeded(const struct sl_govern *g, const char *name, const struct 
 
 static struct entry *find_or_add(struct sl_govern *g, const char *name)
 {
-    uint64_t h = hash(name) % NBUCKETS;
+    uint64_t full = hash(name), h = full & (NBUCKETS - 1);
     for (struct entry *e = g->buckets[h]; e; e = e->next)
-        if (strcmp(e->name, name) == 0)
+        if (e->hash == full && strcmp(e->name, name) == 0)
             return e;
     struct entry *e = calloc(1, sizeof(*e));
     if (!e)
         return NULL;
+    e->hash = full;
     snprintf(e->name, sizeof(e->name), "%s", name);
     e->next = g->buckets[h];
     g->buckets[h] = e;
@@ -162,23 +164,34 @@ static struct entry *find_or_add(struct sl_govern *g, const char *name)
     return e;
 }
 
+/* The first millisecond after the window that starts at start. */
+static int64_t window_end(enum sl_budget_window w, int64_t start)
+{
+    if (w == SL_WINDOW_TOTAL)
+        return INT64_MAX;
+    if (w == SL_WINDOW_DAY)
+        return start + 86400000LL;
+    return sl_budget_window_start(SL_WINDOW_MONTH, start + 32 * 86400000LL);
+}
+
 /* Brings e's budget state to the scope's budget and the window holding now: a new
  * window starts from what the ledger held for it at load (0 for one begun since). */
 static void roll_budget(struct sl_govern *g, struct entry *e, const struct sl_budget *b,
                         int64_t now_ms, int64_t usd_per_cny)
 {
-    int64_t start = sl_budget_window_start(b->window, now_ms);
     int same = e->has_budget && e->budget.window == b->window &&
                strcmp(e->budget.currency, b->currency) == 0;
-    if (same && e->window_start == start) {
+    if (same && now_ms >= e->window_start && now_ms < e->window_end) {
         e->budget.limit_micros = b->limit_micros; /* a reload may change the amount */
         return;
     }
     if (e->has_budget && strcmp(e->budget.currency, b->currency) != 0)
         e->reserved = sl_cost_convert(e->reserved, e->budget.currency, b->currency, usd_per_cny);
+    int64_t start = sl_budget_window_start(b->window, now_ms);
     e->has_budget = 1;
     e->budget = *b;
     e->window_start = start;
+    e->window_end = window_end(b->window, start);
     e->spent = seeded(g, e->name, b, start, usd_per_cny);
     e->soft_fired = g->soft_percent &&
                     (__int128)e->spent * 100 >= (__int128)b->limit_micros * g->soft_percent;
@@ -209,11 +222,8 @@ static int check(struct sl_govern *g, struct entry *e, const struct sl_gov_scope
         *r = (struct sl_gov_refusal){.reason = SL_GOV_BUDGET, .limit = s->budget.limit_micros,
                                      .used = e->spent + e->reserved};
         memcpy(r->currency, s->budget.currency, 4);
-        if (s->budget.window != SL_WINDOW_TOTAL) {
-            int64_t next = sl_budget_window_start(s->budget.window, a->now_ms) +
-                           (s->budget.window == SL_WINDOW_DAY ? 86400000LL : 32 * 86400000LL);
-            r->retry_after_ms = sl_budget_window_start(s->budget.window, next) - a->now_ms;
-        }
+        if (s->budget.window != SL_WINDOW_TOTAL)
+            r->retry_after_ms = e->window_end - a->now_ms;
     }
     snprintf(r->scope, sizeof(r->scope), "%s", r->reason ? s->name : "");
     (void)g;
@@ -253,7 +263,8 @@ enum sl_gov_reason sl_govern_admit(struct sl_govern *g, const struct sl_gov_scop
     struct entry *es[SL_GOV_MAX_SCOPES];
     int64_t cost[SL_GOV_MAX_SCOPES];
     int64_t now_s = a->now_ms / 1000;
-    memset(t, 0, sizeof(*t));
+    t->n = 0;
+    t->active = 0;
     memset(r, 0, sizeof(*r));
     n = n < SL_GOV_MAX_SCOPES ? n : SL_GOV_MAX_SCOPES;
     pthread_mutex_lock(&g->lock);
@@ -274,6 +285,7 @@ enum sl_gov_reason sl_govern_admit(struct sl_govern *g, const struct sl_gov_scop
     if (r->reason == SL_GOV_OK) {
         for (i = 0; i < n; i++) {
             struct sl_gov_hold *h = &t->h[t->n++];
+            memset(h, 0, sizeof(*h));
             h->entry = es[i];
             h->counted = 1;
             es[i]->inflight++;

@@ -190,16 +190,20 @@ static void test_rate_window(void **state)
     sl_rate_add(&w, 100, 3);
     sl_rate_add(&w, 130, 2);
     assert_int_equal(sl_rate_sum(&w, 130), 5);
-    assert_int_equal(sl_rate_sum(&w, 159), 5);
-    assert_int_equal(sl_rate_sum(&w, 160), 2); /* second 100 has left the minute */
-    assert_int_equal(sl_rate_wait_ms(&w, 130500, 2), 29500);
+    assert_int_equal(sl_rate_wait_ms(&w, 130500, 2), 29500); /* second 100 leaves at 160 s */
     assert_int_equal(sl_rate_wait_ms(&w, 130500, 5), 0);
+    assert_int_equal(sl_rate_wait_ms(&w, 130500, -1), 60000); /* never, within the minute */
     sl_rate_correct(&w, 130, 131, -1);
     assert_int_equal(sl_rate_sum(&w, 131), 4);
     sl_rate_correct(&w, 130, 131, -10); /* never below 0 */
     assert_int_equal(sl_rate_sum(&w, 131), 3);
+    assert_int_equal(sl_rate_sum(&w, 120), 3); /* a time before the latest counts as it */
+    assert_int_equal(sl_rate_sum(&w, 159), 3);
+    assert_int_equal(sl_rate_sum(&w, 160), 0); /* second 100 has left the minute */
+    sl_rate_add(&w, 161, 7);
     sl_rate_correct(&w, 100, 170, 50); /* out of the window: nothing to correct */
-    assert_int_equal(sl_rate_sum(&w, 170), 0);
+    assert_int_equal(sl_rate_sum(&w, 170), 7);
+    assert_int_equal(sl_rate_sum(&w, 1000), 0); /* a long gap empties it */
 }
 
 static void test_rpm_tpm_concurrency(void **state)
