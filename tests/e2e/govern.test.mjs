@@ -18,7 +18,7 @@ import { simUsage } from './harness.mjs';
 const MASTER = 'sk-master-govern-0123456789';
 // Prices in micro-USD per token: config prices are USD per million tokens.
 const PRICE = { input: 1000, cached: 100, output: 2000 };
-let tmp, sim, serve, base, store;
+let tmp, sim, serve, base, store, budgetKey;
 
 before(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-govern-'));
@@ -103,7 +103,7 @@ const MSGS = [{ role: 'user', content: 'hello budget' }];
 test('200 concurrent requests against a budget of 20: at most 20 are spent, the ledger agrees to the micro-unit', async () => {
   const one = costOf(MSGS);
   const limit = 20 * one; // micro-USD
-  const key = await makeKey({ name: 'budget-20', budget: `${(limit / 1e6).toFixed(6)}usd/month` });
+  const key = budgetKey = await makeKey({ name: 'budget-20', budget: `${(limit / 1e6).toFixed(6)}usd/month` });
   const ai = client(key);
   const results = await Promise.allSettled(Array.from({ length: 200 }, () =>
     ai.chat.completions.create({ model: 'sim-small', messages: MSGS, max_tokens: 16 })));
@@ -278,4 +278,44 @@ test('GET /admin/usage matches sluice cost report, and its totals match the hand
   assert.equal((await admin('GET', '/admin/usage?by=colour')).status, 400);
   const anon = await fetch(`${base}/admin/usage`);
   assert.equal(anon.status, 401);
+});
+
+test('budget_exceeded in each client format: Anthropic messages and embeddings', async () => {
+  const key = await makeKey({ name: 'tiny', budget: '0.000001usd/total' });
+  const claude = new Anthropic({ baseURL: base, apiKey: key, maxRetries: 0, timeout: 10000 });
+  const ae = await claude.messages.create({ model: 'claude-small', max_tokens: 16, messages: MSGS }).catch((x) => x);
+  assert.ok(ae instanceof Anthropic.RateLimitError, String(ae));
+  assert.equal(ae.error?.type, 'error');
+  assert.equal(ae.error?.error?.type, 'rate_limit_error');
+  assert.match(ae.error?.error?.message, /^budget_exceeded: key:tiny/);
+  assert.equal(ae.headers.get('retry-after'), null, 'a total budget does not come back by waiting');
+  const ee = await client(key).embeddings.create({ model: 'sim-small', input: ['hello budget', 'two'] }).catch((x) => x);
+  assert.ok(ee instanceof OpenAI.RateLimitError, String(ee));
+  assert.equal(ee.code, 'budget_exceeded');
+  // a daily budget says when it comes back: at the next UTC midnight
+  const daily = await makeKey({ name: 'tiny-daily', budget: '0.000001usd/day' });
+  const de = await client(daily).chat.completions.create({ model: 'sim-small', messages: MSGS }).catch((x) => x);
+  const now = new Date();
+  const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+  const retry = Number(de.headers.get('retry-after'));
+  assert.ok(Math.abs(retry - (midnight - now.getTime()) / 1000) <= 5, `Retry-After ${retry}`);
+  const row = await ledgerFor('tiny', 2);
+  assert.equal(row.cost_micros, 0, 'refused requests cost nothing');
+});
+
+test('spend survives a restart: the budget is loaded back from the ledger', async () => {
+  const one = costOf(MSGS);
+  const before = await metric('sluice_budget_spent_micros', 'key:budget-20');
+  assert.ok(before >= 10 * one);
+  const s = await serve.stop(15000);
+  assert.equal(s.code, 0);
+  assert.deepEqual(sanitizerReports(serve.stderr()), []);
+  serve = await startSluice(['serve', '--config', path.join(tmp, 'sluice.yaml'), '--listen', '127.0.0.1:0'],
+    { name: 'sluice serve', env: { SLUICE_MASTER_KEY: MASTER } });
+  base = serve.url;
+  const r = await client(budgetKey).chat.completions.create({ model: 'sim-small', messages: MSGS, max_tokens: 16 })
+    .then(() => 'ok', (e) => e.code);
+  const after = await metric('sluice_budget_spent_micros', 'key:budget-20');
+  if (r === 'ok') assert.equal(after, before + one);
+  else { assert.equal(r, 'budget_exceeded'); assert.equal(after, before); }
 });
