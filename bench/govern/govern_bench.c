@@ -5,7 +5,8 @@
  *   ledger  rows per second through sl_ledger_record and the writer thread into SQLite
  *           (insert and daily roll-up in one transaction per chunk);
  *   report  sl_store_usage_groups over a ledger of ROWS raw rows spread over 30 days,
- *           through the roll-ups, per grouping (rows made with one bulk INSERT ... SELECT).
+ *           through the roll-ups, per grouping and --since (rows made with one bulk
+ *           INSERT ... SELECT, roll-ups filled the way migration 7 fills them).
  * Usage: govern_bench DIR [ROWS] (DIR for the database files). Prints markdown tables. */
 #include <pthread.h>
 #include <stdio.h>
@@ -138,7 +139,7 @@ static void bench_ledger(const char *dir)
 static void fill(const char *path, long rows)
 {
     sqlite3 *db;
-    char sql[2048];
+    char sql[3072];
     int64_t now = sl_wall_ms();
     if (sqlite3_open(path, &db) != SQLITE_OK)
         exit(1);
@@ -155,6 +156,12 @@ static void fill(const char *path, long rows)
              " 500 + i %% 7, 'USD', 1, '[\"feature=f' || (i %% 4) || '\"]' FROM n;"
              "DELETE FROM usage_daily;"
              "INSERT INTO usage_daily SELECT ts_ms / 86400000 * 86400000, key, model, provider,"
+             " upstream_model, tags, currency, sum(final), sum(prompt_tokens),"
+             " sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens),"
+             " sum(cost_micros), sum(price_known = 0 AND prompt_tokens + completion_tokens > 0)"
+             " FROM usage GROUP BY 1, 2, 3, 4, 5, 6, 7;"
+             "DELETE FROM usage_hourly;"
+             "INSERT INTO usage_hourly SELECT ts_ms / 3600000 * 3600000, key, model, provider,"
              " upstream_model, tags, currency, sum(final), sum(prompt_tokens),"
              " sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens),"
              " sum(cost_micros), sum(price_known = 0 AND prompt_tokens + completion_tokens > 0)"

@@ -47,8 +47,8 @@ static const char *const migrations[] = {
     "ALTER TABLE usage ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
     /* 6: a key's limit on requests in flight at once (src/meter/govern.c); 0 = none. */
     "ALTER TABLE keys ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0;",
-    /* 7: daily roll-ups kept by every insert (sqlite_rollup.c), filled from the rows
-     * already there; the time before which retention deleted raw rows. */
+    /* 7: daily and hourly roll-ups kept by every insert (sqlite_rollup.c), filled from
+     * the rows already there; the time before which retention deleted raw rows. */
     SL_SQLITE_ROLLUP_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -228,6 +228,7 @@ out:
     if (result && s) {
         sqlite3_finalize(s->insert);
         sqlite3_finalize(s->rollup);
+        sqlite3_finalize(s->hourly);
         sqlite3_close(s->db);
         free(s);
         s = NULL;
@@ -413,13 +414,14 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
         snprintf(err, errlen, "sqlite: unknown grouping");
         return SL_STORE_ERROR;
     }
-    int64_t boundary;
-    int result = sl_sqlite_rollup_boundary(s, since_ms, &boundary, err, errlen);
+    int64_t hour, day;
+    int result = sl_sqlite_rollup_boundary(s, since_ms, &hour, &day, err, errlen);
     if (result)
         return result;
     /* Requests are counted on request rows (final = 1); tokens and money on every row,
      * since a failed attempt that the provider billed is real spend. Raw rows up to the
-     * first whole day, the daily roll-ups from there (sqlite_rollup.c). */
+     * first whole hour, hourly roll-ups to the first whole day, daily ones from there
+     * (sqlite_rollup.c): a report reads at most an hour of raw rows. */
     snprintf(sql, sizeof(sql),
              "SELECT %s, %s, currency, sum(final), sum(prompt_tokens), sum(completion_tokens),"
              " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros), sum(unpriced)"
@@ -429,7 +431,10 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
              " FROM usage WHERE ts_ms >= ?1 AND ts_ms < ?2 UNION ALL"
              " SELECT ts_ms, key, model, provider, upstream_model, tags, currency, requests,"
              " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
-             " unpriced FROM usage_daily WHERE ts_ms >= ?2)%s"
+             " unpriced FROM usage_hourly WHERE ts_ms >= ?2 AND ts_ms < ?3 UNION ALL"
+             " SELECT ts_ms, key, model, provider, upstream_model, tags, currency, requests,"
+             " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
+             " unpriced FROM usage_daily WHERE ts_ms >= ?3)%s"
              " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
              group_exprs[by][0], group_exprs[by][1],
              /* one row per tag: a request tagged twice counts under both */
@@ -439,7 +444,9 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(*st, 1, since_ms);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(*st, 2, boundary);
+        rc = sqlite3_bind_int64(*st, 2, hour);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(*st, 3, day);
     return rc == SQLITE_OK ? SL_STORE_OK : map_error(s->db, rc, "usage groups", err, errlen);
 }
 
@@ -566,6 +573,7 @@ static void sqlite_close(struct sl_store *base)
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_finalize(s->insert);
     sqlite3_finalize(s->rollup);
+    sqlite3_finalize(s->hourly);
     sqlite3_close(s->db);
     free(s);
 }

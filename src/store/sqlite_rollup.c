@@ -7,25 +7,30 @@
 #include "meter/ledger.h"
 #include "store/sqlite_internal.h"
 
-#define DAY_MS 86400000LL
+#define DAY_MS  86400000LL
+#define HOUR_MS 3600000LL
 
-static const char rollup_sql[] =
-    "INSERT INTO usage_daily (ts_ms, key, model, provider, upstream_model, tags, currency,"
-    " requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
-    " unpriced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (ts_ms, key, model, provider, upstream_model, tags, currency) DO UPDATE SET"
-    " requests = requests + excluded.requests,"
-    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-    " completion_tokens = completion_tokens + excluded.completion_tokens,"
-    " cached_tokens = cached_tokens + excluded.cached_tokens,"
-    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,"
-    " cost_micros = cost_micros + excluded.cost_micros,"
-    " unpriced = unpriced + excluded.unpriced";
+/* Adds one row to its period's roll-up in table. */
+#define ROLLUP_SQL(table)                                                                    \
+    "INSERT INTO " table " (ts_ms, key, model, provider, upstream_model, tags, currency,"    \
+    " requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,"          \
+    " cost_micros, unpriced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"              \
+    " ON CONFLICT (ts_ms, key, model, provider, upstream_model, tags, currency) DO UPDATE"   \
+    " SET requests = requests + excluded.requests,"                                          \
+    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"                               \
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"                   \
+    " cached_tokens = cached_tokens + excluded.cached_tokens,"                               \
+    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,"                      \
+    " cost_micros = cost_micros + excluded.cost_micros,"                                     \
+    " unpriced = unpriced + excluded.unpriced"
 
 int sl_sqlite_rollup_prepare(struct sqlite_store *s, char *err, size_t errlen)
 {
-    int rc = sqlite3_prepare_v3(s->db, rollup_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->rollup,
-                                NULL);
+    int rc = sqlite3_prepare_v3(s->db, ROLLUP_SQL("usage_daily"), -1,
+                                SQLITE_PREPARE_PERSISTENT, &s->rollup, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(s->db, ROLLUP_SQL("usage_hourly"), -1,
+                                SQLITE_PREPARE_PERSISTENT, &s->hourly, NULL);
     return rc == SQLITE_OK ? SL_STORE_OK : sl_sqlite_error(s->db, rc, "prepare roll-up", err,
                                                            errlen);
 }
@@ -35,12 +40,10 @@ static void text(sqlite3_stmt *st, int col, const char *s, size_t cap)
     sqlite3_bind_text(st, col, s, (int)strnlen(s, cap), SQLITE_STATIC);
 }
 
-int sl_sqlite_rollup_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
-                         size_t errlen)
+static int rollup_into(sqlite3 *db, sqlite3_stmt *st, int64_t period_ms,
+                       const struct sl_usage_row *r, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = s->rollup;
-    int64_t day = r->ts_ms >= 0 ? r->ts_ms / DAY_MS * DAY_MS : 0;
-    sqlite3_bind_int64(st, 1, day);
+    sqlite3_bind_int64(st, 1, r->ts_ms >= 0 ? r->ts_ms / period_ms * period_ms : 0);
     text(st, 2, r->key, sizeof(r->key));
     text(st, 3, r->model, sizeof(r->model));
     text(st, 4, r->provider, sizeof(r->provider));
@@ -57,7 +60,14 @@ int sl_sqlite_rollup_row(struct sqlite_store *s, const struct sl_usage_row *r, c
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? SL_STORE_OK : sl_sqlite_error(s->db, rc, "roll-up", err, errlen);
+    return rc == SQLITE_DONE ? SL_STORE_OK : sl_sqlite_error(db, rc, "roll-up", err, errlen);
+}
+
+int sl_sqlite_rollup_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
+                         size_t errlen)
+{
+    int result = rollup_into(s->db, s->rollup, DAY_MS, r, err, errlen);
+    return result ? result : rollup_into(s->db, s->hourly, HOUR_MS, r, err, errlen);
 }
 
 static int query_int64(sqlite3 *db, const char *sql, int64_t *out, char *err, size_t errlen)
@@ -72,18 +82,20 @@ static int query_int64(sqlite3 *db, const char *sql, int64_t *out, char *err, si
     return rc == SQLITE_OK ? SL_STORE_OK : sl_sqlite_error(db, rc, sql, err, errlen);
 }
 
-int sl_sqlite_rollup_boundary(struct sqlite_store *s, int64_t since_ms, int64_t *boundary,
-                              char *err, size_t errlen)
+int sl_sqlite_rollup_boundary(struct sqlite_store *s, int64_t since_ms, int64_t *hour,
+                              int64_t *day, char *err, size_t errlen)
 {
     int64_t pruned = 0;
     int result = query_int64(s->db, "SELECT coalesce(max(before_ms), 0) FROM usage_retention",
                              &pruned, err, errlen);
-    if (since_ms <= 0)
-        *boundary = 0;
-    else if (since_ms < pruned) /* its raw rows are gone: the whole day from the roll-up */
-        *boundary = since_ms / DAY_MS * DAY_MS;
-    else
-        *boundary = (since_ms + DAY_MS - 1) / DAY_MS * DAY_MS;
+    if (since_ms <= 0) {
+        *hour = *day = 0;
+    } else if (since_ms < pruned) { /* its raw rows are gone: the whole day from the roll-up */
+        *hour = *day = since_ms / DAY_MS * DAY_MS;
+    } else {
+        *hour = (since_ms + HOUR_MS - 1) / HOUR_MS * HOUR_MS;
+        *day = (since_ms + DAY_MS - 1) / DAY_MS * DAY_MS;
+    }
     return result;
 }
 
@@ -98,6 +110,10 @@ int sl_sqlite_prune_usage(struct sl_store *base, int64_t before_ms, int64_t *del
     if (day == 0)
         return SL_STORE_OK;
     int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    /* hourly roll-ups go with the raw rows: reports read deleted days from the daily ones */
+    snprintf(sql, sizeof(sql), "DELETE FROM usage_hourly WHERE ts_ms < %lld", (long long)day);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     snprintf(sql, sizeof(sql), "DELETE FROM usage WHERE ts_ms < %lld", (long long)day);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);

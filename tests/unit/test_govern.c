@@ -307,6 +307,51 @@ static void test_load_from_ledger(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Reports since any instant: raw rows to the next hour, hourly roll-ups to the next day,
+ * daily ones after: the sums are exact at every boundary. */
+static void test_report_since_is_exact(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sl_report_XXXXXX", url[96], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof(url), "sqlite://%s/r.db", dir);
+    struct sl_store *s = NULL;
+    assert_int_equal(sl_store_open(url, 0, &s, err, sizeof(err)), SL_STORE_OK);
+    const int64_t H = 3600000, at[] = {10 * 60000, H + 20 * 60000, H + 40 * 60000, 5 * H,
+                                       DAY + 2 * H, 3 * DAY};
+    struct sl_usage_row rows[6];
+    memset(rows, 0, sizeof(rows));
+    for (int i = 0; i < 6; i++) {
+        snprintf(rows[i].id, sizeof(rows[i].id), "r%d", i);
+        snprintf(rows[i].model, sizeof(rows[i].model), "m");
+        snprintf(rows[i].currency, sizeof(rows[i].currency), "USD");
+        rows[i].ts_ms = T0 + at[i];
+        rows[i].final = 1;
+        rows[i].price_known = 1;
+        rows[i].cost_micros = (int64_t)1 << i; /* each row one bit: the sum says which */
+    }
+    assert_int_equal(sl_store_insert_usage(s, rows, 6, err, sizeof(err)), SL_STORE_OK);
+    const struct { int64_t since; int64_t want; } cases[] = {
+        {0, 63}, {T0, 63}, {T0 + H + 30 * 60000, 62 - 2}, {T0 + H, 62}, {T0 + 6 * H, 48},
+        {T0 + DAY, 48}, {T0 + DAY + 2 * H + 1, 32}, {T0 + 4 * DAY, 0},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        struct sl_usage_group *g = NULL;
+        size_t n = 0;
+        assert_int_equal(sl_store_usage_groups(s, cases[k].since, SL_BY_MODEL, &g, &n, err,
+                                               sizeof(err)), SL_STORE_OK);
+        int64_t got = n ? g[0].cost_micros : 0;
+        if (got != cases[k].want)
+            fail_msg("since T0+%lld ms: %lld, want %lld", (long long)(cases[k].since - T0),
+                     (long long)got, (long long)cases[k].want);
+        free(g);
+    }
+    sl_store_close(s);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_rate_window),
         cmocka_unit_test(test_rpm_tpm_concurrency),
         cmocka_unit_test(test_load_from_ledger),
+        cmocka_unit_test(test_report_since_is_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
