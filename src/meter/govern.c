@@ -67,6 +67,13 @@ struct sl_govern *sl_govern_new(int soft_percent)
     return g;
 }
 
+void sl_govern_set_soft(struct sl_govern *g, int soft_percent)
+{
+    pthread_mutex_lock(&g->lock);
+    g->soft_percent = soft_percent;
+    pthread_mutex_unlock(&g->lock);
+}
+
 void sl_govern_free(struct sl_govern *g)
 {
     if (!g)
@@ -337,6 +344,7 @@ void sl_govern_settle(struct sl_govern *g, struct sl_gov_ticket *t, const struct
         return;
     int64_t now_s = s->now_ms / 1000;
     pthread_mutex_lock(&g->lock);
+    int pct = g->soft_percent;
     for (size_t i = 0; i < t->n; i++) {
         struct sl_gov_hold *h = &t->h[i];
         struct entry *e = h->entry;
@@ -353,7 +361,7 @@ void sl_govern_settle(struct sl_govern *g, struct sl_gov_ticket *t, const struct
     pthread_mutex_unlock(&g->lock);
     t->active = 0;
     for (int i = 0; i < ncrossed; i++)
-        sl_warn("budget: %s passed its soft threshold (%d%%)", crossed[i], g->soft_percent);
+        sl_warn("budget: %s passed its soft threshold (%d%%)", crossed[i], pct);
 }
 
 /* ---- observing ------------------------------------------------------------------------ */

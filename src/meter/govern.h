@@ -103,6 +103,9 @@ struct sl_govern;
 struct sl_govern *sl_govern_new(int soft_percent);
 void sl_govern_free(struct sl_govern *g); /* NULL is allowed */
 
+/* Changes the soft threshold (a config reload); windows already past it stay fired. */
+void sl_govern_set_soft(struct sl_govern *g, int soft_percent);
+
 /* Loads the spend of each key and tag in its current day, month and total from the
  * store's ledger (rows already written), so budgets survive a restart. Call before
  * the workers start. Returns 0, or -1 with a message in err. */

@@ -299,6 +299,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
             s->srv->config_path);
     sl_keyset_reload(s->srv, cfg->store);
     sl_ledger_set_retention(s->srv->ledger, cfg->govern.retention_days);
+    sl_govern_set_soft(s->srv->govern, cfg->govern.soft_percent);
     struct sl_keyset *k = sl_keyset_acquire(s->srv);
     log_config(cfg, sim > 0, k ? sl_keys_ever(k->keys) : 0);
     sl_keyset_release(k);
