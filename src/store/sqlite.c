@@ -279,9 +279,7 @@ static int insert_row(struct sqlite_store *s, const struct sl_usage_row *r, char
     int rc = sqlite3_step(s->insert);
     sqlite3_reset(s->insert);
     sqlite3_clear_bindings(s->insert); /* the bound text belongs to the caller's row */
-    if (rc != SQLITE_DONE)
-        return map_error(s->db, rc, "insert usage", err, errlen);
-    return sl_sqlite_rollup_row(s, r, err, errlen);
+    return rc == SQLITE_DONE ? SL_STORE_OK : map_error(s->db, rc, "insert usage", err, errlen);
 }
 
 static int sqlite_insert_usage(struct sl_store *base, const struct sl_usage_row *rows, size_t n,
@@ -293,6 +291,8 @@ static int sqlite_insert_usage(struct sl_store *base, const struct sl_usage_row 
         return result;
     for (size_t i = 0; i < n && result == SL_STORE_OK; i++)
         result = insert_row(s, &rows[i], err, errlen);
+    if (result == SL_STORE_OK)
+        result = sl_sqlite_rollup_rows(s, rows, n, err, errlen);
     if (result == SL_STORE_OK)
         result = exec(s->db, "COMMIT", err, errlen);
     /* A failed COMMIT leaves the transaction open; all or nothing means roll back. */

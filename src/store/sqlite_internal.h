@@ -50,9 +50,10 @@ int sl_sqlite_error(sqlite3 *db, int rc, const char *what, char *err, size_t err
 /* Prepares s->rollup. Returns a store code. */
 int sl_sqlite_rollup_prepare(struct sqlite_store *s, char *err, size_t errlen);
 
-/* Adds row to its day's roll-up; the caller holds the write transaction. */
-int sl_sqlite_rollup_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
-                         size_t errlen);
+/* Adds rows[0..n) to their hours' and days' roll-ups; the caller holds the write
+ * transaction that inserts them. */
+int sl_sqlite_rollup_rows(struct sqlite_store *s, const struct sl_usage_row *rows, size_t n,
+                          char *err, size_t errlen);
 
 /* Where the reports switch, for rows since since_ms, from raw rows to hourly roll-ups
  * (*hour: the next hour boundary) and from those to daily ones (*day: the next day

@@ -1,7 +1,9 @@
 /* Daily roll-ups of the usage table, kept by the same transaction that inserts the rows,
  * so reports read one row per day and group instead of every request; and retention,
  * which deletes old raw rows and keeps their roll-ups. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "meter/ledger.h"
@@ -40,34 +42,89 @@ static void text(sqlite3_stmt *st, int col, const char *s, size_t cap)
     sqlite3_bind_text(st, col, s, (int)strnlen(s, cap), SQLITE_STATIC);
 }
 
-static int rollup_into(sqlite3 *db, sqlite3_stmt *st, int64_t period_ms,
-                       const struct sl_usage_row *r, char *err, size_t errlen)
+/* One roll-up row being summed from a batch: the period, the row whose strings name the
+ * group, and the sums (requests, prompt, completion, cached, reasoning, cost, unpriced). */
+struct agg {
+    const struct sl_usage_row *r;
+    int64_t period;
+    int64_t v[7];
+};
+
+static int same_group(const struct sl_usage_row *a, const struct sl_usage_row *b)
 {
-    sqlite3_bind_int64(st, 1, r->ts_ms >= 0 ? r->ts_ms / period_ms * period_ms : 0);
+    return strncmp(a->key, b->key, sizeof(a->key)) == 0 &&
+           strncmp(a->model, b->model, sizeof(a->model)) == 0 &&
+           strncmp(a->provider, b->provider, sizeof(a->provider)) == 0 &&
+           strncmp(a->upstream_model, b->upstream_model, sizeof(a->upstream_model)) == 0 &&
+           strncmp(a->tags, b->tags, sizeof(a->tags)) == 0 &&
+           strncmp(a->currency, b->currency, sizeof(a->currency)) == 0;
+}
+
+static void add_row(struct agg *g, const struct sl_usage_row *r)
+{
+    const int64_t v[7] = {r->final != 0, r->prompt_tokens, r->completion_tokens,
+                          r->cached_tokens, r->reasoning_tokens, r->cost_micros,
+                          !r->price_known && (r->prompt_tokens > 0 || r->completion_tokens > 0)};
+    for (int i = 0; i < 7; i++)
+        if (__builtin_add_overflow(g->v[i], v[i], &g->v[i]))
+            g->v[i] = v[i] > 0 ? INT64_MAX : INT64_MIN; /* pinned, visibly wrong, not wrapped */
+}
+
+static int write_agg(sqlite3 *db, sqlite3_stmt *st, const struct agg *g, char *err,
+                     size_t errlen)
+{
+    const struct sl_usage_row *r = g->r;
+    sqlite3_bind_int64(st, 1, g->period);
     text(st, 2, r->key, sizeof(r->key));
     text(st, 3, r->model, sizeof(r->model));
     text(st, 4, r->provider, sizeof(r->provider));
     text(st, 5, r->upstream_model, sizeof(r->upstream_model));
     text(st, 6, r->tags, sizeof(r->tags));
     text(st, 7, r->currency, sizeof(r->currency));
-    sqlite3_bind_int64(st, 8, r->final != 0);
-    sqlite3_bind_int64(st, 9, r->prompt_tokens);
-    sqlite3_bind_int64(st, 10, r->completion_tokens);
-    sqlite3_bind_int64(st, 11, r->cached_tokens);
-    sqlite3_bind_int64(st, 12, r->reasoning_tokens);
-    sqlite3_bind_int64(st, 13, r->cost_micros);
-    sqlite3_bind_int64(st, 14, !r->price_known && (r->prompt_tokens > 0 || r->completion_tokens > 0));
+    for (int i = 0; i < 7; i++)
+        sqlite3_bind_int64(st, 8 + i, g->v[i]);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? SL_STORE_OK : sl_sqlite_error(db, rc, "roll-up", err, errlen);
 }
 
-int sl_sqlite_rollup_row(struct sqlite_store *s, const struct sl_usage_row *r, char *err,
-                         size_t errlen)
+/* Sums the batch per group and period first: a chunk of a thousand requests from a few
+ * keys and models becomes a few upserts, not a thousand. */
+static int rollup_batch(sqlite3 *db, sqlite3_stmt *st, int64_t period_ms, struct agg *a,
+                        const struct sl_usage_row *rows, size_t n, char *err, size_t errlen)
 {
-    int result = rollup_into(s->db, s->rollup, DAY_MS, r, err, errlen);
-    return result ? result : rollup_into(s->db, s->hourly, HOUR_MS, r, err, errlen);
+    size_t m = 0, last = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t p = rows[i].ts_ms >= 0 ? rows[i].ts_ms / period_ms * period_ms : 0;
+        size_t j = last;
+        if (!(m && a[j].period == p && same_group(a[j].r, &rows[i])))
+            for (j = 0; j < m && !(a[j].period == p && same_group(a[j].r, &rows[i])); j++)
+                ;
+        if (j == m)
+            a[m++] = (struct agg){.r = &rows[i], .period = p};
+        add_row(&a[j], &rows[i]);
+        last = j;
+    }
+    int result = SL_STORE_OK;
+    for (size_t j = 0; j < m && result == SL_STORE_OK; j++)
+        result = write_agg(db, st, &a[j], err, errlen);
+    return result;
+}
+
+int sl_sqlite_rollup_rows(struct sqlite_store *s, const struct sl_usage_row *rows, size_t n,
+                          char *err, size_t errlen)
+{
+    struct agg *a = malloc((n ? n : 1) * sizeof(*a));
+    if (!a) {
+        snprintf(err, errlen, "sqlite: out of memory");
+        return SL_STORE_ERROR;
+    }
+    int result = rollup_batch(s->db, s->rollup, DAY_MS, a, rows, n, err, errlen);
+    if (result == SL_STORE_OK)
+        result = rollup_batch(s->db, s->hourly, HOUR_MS, a, rows, n, err, errlen);
+    free(a);
+    return result;
 }
 
 static int query_int64(sqlite3 *db, const char *sql, int64_t *out, char *err, size_t errlen)
