@@ -193,6 +193,13 @@ test('concurrency: a model with limits.concurrency 2 takes two at a time', async
   // slots come back when requests end
   const again = await ai.chat.completions.create({ model: 'sim-conc', messages: MSGS });
   assert.ok(again.choices[0].message.content);
+  // a key's own cap (--concurrency, or "concurrency" in the admin API)
+  const one = client(await makeKey({ name: 'conc-key', concurrency: 1 }));
+  const listed = (await (await admin('GET', '/admin/keys')).json()).data.find((k) => k.name === 'conc-key');
+  assert.equal(listed.concurrency, 1);
+  const pair = await Promise.allSettled([0, 1].map(() => one.chat.completions.create({ model: 'sim-small', messages: slow })));
+  assert.deepEqual(pair.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  assert.equal(pair.find((r) => r.status === 'rejected').reason.code, 'concurrency_limit_exceeded');
 });
 
 test('streamed, disconnected and estimated requests are charged to the budget; cached tokens at the cached price', async () => {
