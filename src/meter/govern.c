@@ -205,7 +205,7 @@ static void roll_budget(struct sl_govern *g, struct entry *e, const struct sl_bu
 }
 
 /* Fills r for the first limit scope s fails, or returns 0 when it passes all. */
-static int check(struct sl_govern *g, struct entry *e, const struct sl_gov_scope *s,
+static int check(struct entry *e, const struct sl_gov_scope *s,
                  const struct sl_gov_ask *a, int64_t cost, struct sl_gov_refusal *r)
 {
     int64_t now_s = a->now_ms / 1000;
@@ -232,8 +232,8 @@ static int check(struct sl_govern *g, struct entry *e, const struct sl_gov_scope
         if (s->budget.window != SL_WINDOW_TOTAL)
             r->retry_after_ms = e->window_end - a->now_ms;
     }
-    snprintf(r->scope, sizeof(r->scope), "%s", r->reason ? s->name : "");
-    (void)g;
+    if (r->reason != SL_GOV_OK)
+        snprintf(r->scope, sizeof(r->scope), "%s", s->name);
     return r->reason != SL_GOV_OK;
 }
 
@@ -286,7 +286,7 @@ enum sl_gov_reason sl_govern_admit(struct sl_govern *g, const struct sl_gov_scop
             cost[i] = sl_cost_convert(a->cost_micros, a->currency, scopes[i].budget.currency,
                                       a->usd_per_cny);
         }
-        check(g, es[i], &scopes[i], a, cost[i], r);
+        check(es[i], &scopes[i], a, cost[i], r);
     }
     n = i;
     if (r->reason == SL_GOV_OK) {
