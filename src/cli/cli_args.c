@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "meter/report.h"
 
 int sl_cli_parse_format(const char *s, enum sl_cli_format *f)
 {
@@ -18,18 +19,5 @@ int sl_cli_parse_format(const char *s, enum sl_cli_format *f)
 
 int sl_cli_parse_age(const char *s, int64_t *ms)
 {
-    static const struct { char unit; int64_t ms; } units[] = {
-        {'s', 1000}, {'m', 60 * 1000}, {'h', 3600 * 1000}, {'d', 86400 * 1000},
-    };
-    char *end = NULL;
-    long long n = s ? strtoll(s, &end, 10) : 0;
-    if (!s || end == s || n <= 0 || end[0] == '\0' || end[1] != '\0')
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (*end == units[i].unit && n <= 36500LL * 86400 * 1000 / units[i].ms) {
-            *ms = (int64_t)n * units[i].ms;
-            return 0;
-        }
-    }
-    return -1;
+    return sl_report_parse_age(s, ms); /* the same words as GET /admin/usage's since= */
 }

@@ -10,15 +10,13 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/clock.h"
-#include "core/json.h"
 #include "meter/catalog.h"
 #include "meter/cost.h"
+#include "meter/report.h"
 #include "store/store.h"
 
 #define DEFAULT_STORE   "sqlite://./sluice.db"
 #define DEFAULT_CATALOG "catalog/prices.yaml"
-#define MAX_COLS        16
-#define CELL            (SL_MAX_NAME + 32) /* a model name, or a number */
 
 
 /* Every option of the three subcommands; each accepts only its own (see known[]). */
@@ -178,273 +176,38 @@ static int load_groups(const char *url, int64_t since_ms, enum sl_usage_by by,
     return rc == SL_STORE_OK ? 0 : -1;
 }
 
-/* ---- one sheet, printed three ways ------------------------------------------------------ */
+/* ---- sheets (src/meter/report.c) ------------------------------------------------------ */
 
-enum { COL_TEXT = 1, COL_NUMBER = 2, COL_TABLE_ONLY = 4, COL_DATA_ONLY = 8 };
-
-struct sheet {
-    int ncols;
-    const char *names[MAX_COLS];   /* JSON keys and CSV header */
-    const char *headers[MAX_COLS]; /* table header */
-    unsigned flags[MAX_COLS];
-    char (*cells)[MAX_COLS][CELL];
-    int *total; /* per row: 1 for a table-only total line */
-    size_t n, cap;
-};
-
-static void add_col(struct sheet *s, const char *name, const char *header, unsigned flags)
+static int print_sheet(const struct sl_sheet *s, enum sl_cli_format f)
 {
-    s->names[s->ncols] = name;
-    s->headers[s->ncols] = header;
-    s->flags[s->ncols++] = flags;
-}
-
-/* A new, empty row; NULL when out of memory. */
-static char (*add_row(struct sheet *s, int total))[CELL]
-{
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 16;
-        void *c = realloc(s->cells, ncap * sizeof(*s->cells));
-        if (c)
-            s->cells = c;
-        int *t = c ? realloc(s->total, ncap * sizeof(*s->total)) : NULL;
-        if (!t)
-            return NULL;
-        s->total = t;
-        s->cap = ncap;
-    }
-    memset(s->cells[s->n], 0, sizeof(s->cells[s->n]));
-    s->total[s->n] = total;
-    return s->cells[s->n++];
-}
-
-static void sheet_free(struct sheet *s)
-{
-    free(s->cells);
-    free(s->total);
-}
-
-static void put_int(char *cell, int64_t v)
-{
-    snprintf(cell, CELL, "%lld", (long long)v);
-}
-
-static void print_table(const struct sheet *s)
-{
-    int w[MAX_COLS];
-    for (int c = 0; c < s->ncols; c++) {
-        w[c] = (int)strlen(s->headers[c]);
-        for (size_t r = 0; r < s->n; r++)
-            if ((int)strlen(s->cells[r][c]) > w[c])
-                w[c] = (int)strlen(s->cells[r][c]);
-    }
-    for (size_t r = 0; r <= s->n; r++) {
-        const char *sep = "";
-        for (int c = 0; c < s->ncols; c++) {
-            if (s->flags[c] & COL_DATA_ONLY)
-                continue;
-            const char *v = r ? s->cells[r - 1][c] : s->headers[c];
-            printf(c ? "%s%*s" : "%s%-*s", sep, w[c], v);
-            sep = "  ";
-        }
-        printf("\n");
-    }
-}
-
-static void print_csv_field(const char *v)
-{
-    if (!strpbrk(v, ",\"\r\n")) {
-        fputs(v, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *v; v++) {
-        if (*v == '"')
-            putchar('"');
-        putchar(*v);
-    }
-    putchar('"');
-}
-
-static void print_csv(const struct sheet *s)
-{
-    for (size_t r = 0; r <= s->n; r++) {
-        if (r && s->total[r - 1])
-            continue;
-        const char *sep = "";
-        for (int c = 0; c < s->ncols; c++) {
-            if (s->flags[c] & COL_TABLE_ONLY)
-                continue;
-            fputs(sep, stdout);
-            print_csv_field(r ? s->cells[r - 1][c] : s->names[c]);
-            sep = ",";
-        }
-        printf("\n");
-    }
-}
-
-static int print_json(const struct sheet *s)
-{
-    struct sl_buf b = SL_BUF_INIT(MAX_COLS * 2 * CELL + 256);
-    int result = 0, first = 1;
-    printf("[");
-    for (size_t r = 0; r < s->n && !result; r++) {
-        if (s->total[r])
-            continue;
-        sl_buf_reset(&b);
-        for (int c = 0; c < s->ncols && !result; c++) {
-            if (s->flags[c] & COL_TABLE_ONLY)
-                continue;
-            result = sl_buf_printf(&b, "%s\"%s\":", b.len ? "," : "", s->names[c]);
-            if (!result && (s->flags[c] & COL_NUMBER))
-                result = sl_buf_printf(&b, "%s", s->cells[r][c]);
-            else if (!result)
-                result = sl_json_quote(&b, s->cells[r][c], strlen(s->cells[r][c]));
-        }
-        if (!result)
-            printf("%s\n  {%s}", first ? "" : ",", b.ptr);
-        first = 0;
-    }
-    printf("%s]\n", first ? "" : "\n");
+    struct sl_buf b = SL_BUF_INIT(1024u * 1024 * 1024);
+    int result = sl_sheet_write(s, (enum sl_report_format)f, &b);
+    if (!result && b.len)
+        fwrite(b.ptr, 1, b.len, stdout);
     sl_buf_release(&b);
     return result;
 }
 
-static int print_sheet(const struct sheet *s, enum sl_cli_format f)
-{
-    if (f == SL_FORMAT_TABLE)
-        print_table(s);
-    else if (f == SL_FORMAT_CSV)
-        print_csv(s);
-    else
-        return print_json(s);
-    return 0;
-}
-
 /* ---- report --------------------------------------------------------------------------- */
-
-static const struct { const char *word; enum sl_usage_by by; } groupings[] = {
-    {"model", SL_BY_MODEL}, {"provider", SL_BY_PROVIDER}, {"day", SL_BY_DAY},
-    {"key", SL_BY_KEY},     {"tag", SL_BY_TAG},
-};
-
-static int parse_by(const char *s, enum sl_usage_by *by, const char **word)
-{
-    for (size_t i = 0; i < sizeof(groupings) / sizeof(groupings[0]); i++) {
-        if (strcmp(s ? s : "model", groupings[i].word) == 0) {
-            *by = groupings[i].by;
-            *word = groupings[i].word;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static void report_columns(struct sheet *s, const char *word)
-{
-    add_col(s, word, word[0] == 'm' ? "MODEL" : word[0] == 'p' ? "PROVIDER"
-                     : word[0] == 'd' ? "DAY" : word[0] == 'k' ? "KEY" : "TAG", COL_TEXT);
-    add_col(s, "requests", "REQUESTS", COL_NUMBER);
-    add_col(s, "prompt_tokens", "PROMPT", COL_NUMBER);
-    add_col(s, "cached_tokens", "CACHED", COL_NUMBER);
-    add_col(s, "completion_tokens", "COMPLETION", COL_NUMBER);
-    add_col(s, "reasoning_tokens", "REASONING", COL_NUMBER);
-    add_col(s, "cost", "COST", COL_TEXT);
-    add_col(s, "cost_micros", "", COL_NUMBER | COL_DATA_ONLY);
-    add_col(s, "currency", "CURRENCY", COL_TEXT);
-    add_col(s, "unpriced", "UNPRICED", COL_NUMBER);
-    add_col(s, "cache_hits", "CACHE HITS", COL_NUMBER);
-    add_col(s, "hit_rate", "HIT RATE", COL_TEXT);
-    add_col(s, "saved", "SAVED", COL_TEXT);
-    add_col(s, "saved_micros", "", COL_NUMBER | COL_DATA_ONLY);
-}
-
-static void fill_report_row(char (*row)[CELL], const char *label, const struct sl_usage_group *g)
-{
-    snprintf(row[0], CELL, "%s", label);
-    put_int(row[1], g->requests);
-    put_int(row[2], g->prompt_tokens);
-    put_int(row[3], g->cached_tokens);
-    put_int(row[4], g->completion_tokens);
-    put_int(row[5], g->reasoning_tokens);
-    sl_cost_format(g->cost_micros, row[6], CELL);
-    put_int(row[7], g->cost_micros);
-    snprintf(row[8], CELL, "%s", g->currency[0] ? g->currency : "-");
-    put_int(row[9], g->unpriced);
-    put_int(row[10], g->cache_hits);
-    int64_t tenths = g->requests ? g->cache_hits * 1000 / g->requests : 0;
-    snprintf(row[11], CELL, "%lld.%lld%%", (long long)(tenths / 10), (long long)(tenths % 10));
-    sl_cost_format(g->saved_micros, row[12], CELL);
-    put_int(row[13], g->saved_micros);
-}
-
-static void add_group(struct sl_usage_group *sum, const struct sl_usage_group *g)
-{
-    int64_t *a[] = {&sum->requests, &sum->prompt_tokens, &sum->completion_tokens,
-                    &sum->cached_tokens, &sum->reasoning_tokens, &sum->cost_micros,
-                    &sum->unpriced, &sum->cache_hits, &sum->saved_micros};
-    const int64_t b[] = {g->requests, g->prompt_tokens, g->completion_tokens, g->cached_tokens,
-                         g->reasoning_tokens, g->cost_micros, g->unpriced, g->cache_hits,
-                         g->saved_micros};
-    for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
-        if (__builtin_add_overflow(*a[i], b[i], a[i]))
-            *a[i] = INT64_MAX; /* a pinned maximum is visibly wrong, a wrapped sum is not */
-}
-
-/* One TOTAL line per currency: amounts in different currencies are not added. */
-static int report_totals(struct sheet *s, const struct sl_usage_group *g, size_t n)
-{
-    static const char *const currencies[] = {"USD", "CNY", ""};
-    for (size_t k = 0; k < 3; k++) {
-        struct sl_usage_group sum = {.currency = ""};
-        int any = 0;
-        snprintf(sum.currency, sizeof(sum.currency), "%s", currencies[k]);
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(g[i].currency, currencies[k]) == 0) {
-                add_group(&sum, &g[i]);
-                any = 1;
-            }
-        }
-        char (*row)[CELL] = any ? add_row(s, 1) : NULL;
-        if (any && !row)
-            return -1;
-        if (row)
-            fill_report_row(row, "TOTAL", &sum);
-    }
-    return 0;
-}
 
 static int report(const struct options *o, const struct sources *src, int64_t since,
                   enum sl_cli_format f)
 {
-    struct sheet s = {0};
+    struct sl_sheet s = {0};
     struct sl_usage_group *g = NULL;
     size_t n = 0;
     enum sl_usage_by by;
     const char *word;
     int result = -1;
-    if (parse_by(o->by, &by, &word)) {
+    if (sl_report_parse_by(o->by, &by, &word)) {
         fprintf(stderr, "sluice cost: bad value for --by: '%s'\n", o->by);
         return 2;
     }
-    if (load_groups(src->url, since, by, &g, &n))
-        goto out;
-    report_columns(&s, word);
-    result = 0;
-    for (size_t i = 0; i < n && !result; i++) {
-        char (*row)[CELL] = add_row(&s, 0);
-        if (!row)
-            result = -1;
-        else
-            fill_report_row(row, g[i].group[0] || by != SL_BY_MODEL ? g[i].group : "(none)", &g[i]);
-    }
-    if (!result && f == SL_FORMAT_TABLE)
-        result = report_totals(&s, g, n);
-    if (!result)
-        result = print_sheet(&s, f);
-out:
+    if (load_groups(src->url, since, by, &g, &n) == 0)
+        result = sl_report_spend(&s, g, n, by, word, (enum sl_report_format)f) ||
+                 print_sheet(&s, f);
     free(g);
-    sheet_free(&s);
+    sl_sheet_free(&s);
     return result ? 1 : 0;
 }
 
@@ -454,39 +217,39 @@ struct whatif_sum {
     int64_t before, after;
 };
 
-static void put_saving(char (*row)[CELL], int64_t before, int64_t after)
+static void put_saving(char (*row)[SL_SHEET_CELL], int64_t before, int64_t after)
 {
     int64_t saving = before - after;
-    sl_cost_format(before, row[5], CELL);
-    sl_cost_format(after, row[6], CELL);
-    sl_cost_format(saving, row[7], CELL);
-    put_int(row[8], saving);
+    sl_cost_format(before, row[5], SL_SHEET_CELL);
+    sl_cost_format(after, row[6], SL_SHEET_CELL);
+    sl_cost_format(saving, row[7], SL_SHEET_CELL);
+    sl_sheet_int(row[8], saving);
     if (before > 0) { /* one decimal, rounded half away from zero, in integers */
         int64_t tenths = (saving * 1000 + (saving >= 0 ? before / 2 : -before / 2)) / before;
-        snprintf(row[9], CELL, "%s%lld.%lld%%", tenths < 0 ? "-" : "",
+        snprintf(row[9], SL_SHEET_CELL, "%s%lld.%lld%%", tenths < 0 ? "-" : "",
                  (long long)llabs(tenths / 10), (long long)llabs(tenths % 10));
     }
 }
 
-static void whatif_columns(struct sheet *s)
+static void whatif_columns(struct sl_sheet *s)
 {
-    add_col(s, "from", "FROM", COL_TEXT);
-    add_col(s, "to", "TO", COL_TEXT);
-    add_col(s, "requests", "REQUESTS", COL_NUMBER);
-    add_col(s, "prompt_tokens", "PROMPT", COL_NUMBER);
-    add_col(s, "completion_tokens", "COMPLETION", COL_NUMBER);
-    add_col(s, "before", "BEFORE", COL_TEXT);
-    add_col(s, "after", "AFTER", COL_TEXT);
-    add_col(s, "saving", "SAVING", COL_TEXT);
-    add_col(s, "saving_micros", "", COL_NUMBER | COL_DATA_ONLY);
-    add_col(s, "saving_percent", "%", COL_TEXT);
+    sl_sheet_col(s, "from", "FROM", SL_COL_TEXT);
+    sl_sheet_col(s, "to", "TO", SL_COL_TEXT);
+    sl_sheet_col(s, "requests", "REQUESTS", SL_COL_NUMBER);
+    sl_sheet_col(s, "prompt_tokens", "PROMPT", SL_COL_NUMBER);
+    sl_sheet_col(s, "completion_tokens", "COMPLETION", SL_COL_NUMBER);
+    sl_sheet_col(s, "before", "BEFORE", SL_COL_TEXT);
+    sl_sheet_col(s, "after", "AFTER", SL_COL_TEXT);
+    sl_sheet_col(s, "saving", "SAVING", SL_COL_TEXT);
+    sl_sheet_col(s, "saving_micros", "", SL_COL_NUMBER | SL_COL_DATA_ONLY);
+    sl_sheet_col(s, "saving_percent", "%", SL_COL_TEXT);
 }
 
 /* One mapped group: "before" is what the ledger recorded when every row of it was
  * priced in the reporting currency (the real bill), else the catalog's price of the
  * same tokens; "after" is the catalog's price on the target. 1 when it was added, 0
  * when its traffic stays, -1 on error. */
-static int whatif_row(struct sheet *s, const struct sl_catalog *c, const struct sl_cost_map *map,
+static int whatif_row(struct sl_sheet *s, const struct sl_catalog *c, const struct sl_cost_map *map,
                       const struct sl_usage_group *g, struct whatif_sum *sum)
 {
     const char *to = sl_cost_map_target(map, g->group);
@@ -502,14 +265,14 @@ static int whatif_row(struct sheet *s, const struct sl_catalog *c, const struct 
                 g->group, to);
         return 0;
     }
-    char (*row)[CELL] = add_row(s, 0);
+    char (*row)[SL_SHEET_CELL] = sl_sheet_row(s, 0);
     if (!row)
         return -1;
-    snprintf(row[0], CELL, "%s", g->group);
-    snprintf(row[1], CELL, "%s", to);
-    put_int(row[2], g->requests);
-    put_int(row[3], g->prompt_tokens);
-    put_int(row[4], g->completion_tokens);
+    snprintf(row[0], SL_SHEET_CELL, "%s", g->group);
+    snprintf(row[1], SL_SHEET_CELL, "%s", to);
+    sl_sheet_int(row[2], g->requests);
+    sl_sheet_int(row[3], g->prompt_tokens);
+    sl_sheet_int(row[4], g->completion_tokens);
     put_saving(row, before, after);
     sum->before += before;
     sum->after += after;
@@ -521,7 +284,7 @@ static int whatif(const struct options *o, const struct sources *src, int64_t si
 {
     struct sl_cost_map map;
     const char *why = "--map is required";
-    struct sheet s = {0};
+    struct sl_sheet s = {0};
     struct sl_usage_group *g = NULL;
     struct whatif_sum sum = {0, 0};
     size_t n = 0;
@@ -537,9 +300,9 @@ static int whatif(const struct options *o, const struct sources *src, int64_t si
     whatif_columns(&s);
     for (size_t i = 0; i < n && result >= 0; i++)
         rows += (result = whatif_row(&s, src->catalog, &map, &g[i], &sum)) > 0;
-    char (*row)[CELL] = result >= 0 && f == SL_FORMAT_TABLE ? add_row(&s, 1) : NULL;
+    char (*row)[SL_SHEET_CELL] = result >= 0 && f == SL_FORMAT_TABLE ? sl_sheet_row(&s, 1) : NULL;
     if (row) {
-        snprintf(row[0], CELL, "TOTAL (%s)", src->catalog->currency);
+        snprintf(row[0], SL_SHEET_CELL, "TOTAL (%s)", src->catalog->currency);
         put_saving(row, sum.before, sum.after);
     }
     if (result >= 0)
@@ -547,7 +310,7 @@ static int whatif(const struct options *o, const struct sources *src, int64_t si
     if (result >= 0 && !rows)
         fprintf(stderr, "sluice cost: no recorded traffic on the mapped models\n");
     free(g);
-    sheet_free(&s);
+    sl_sheet_free(&s);
     return result < 0 ? 1 : 0;
 }
 
@@ -582,42 +345,42 @@ static int parse_selfhost(const struct options *o, struct sl_selfhost *sh)
            parse_amount("--people-monthly", o->people, big, &sh->people_monthly);
 }
 
-static void selfhost_columns(struct sheet *s)
+static void selfhost_columns(struct sl_sheet *s)
 {
-    add_col(s, "month", "MONTH", COL_TEXT);
-    add_col(s, "requests", "REQUESTS", COL_NUMBER);
-    add_col(s, "api", "API SPEND", COL_TEXT);
-    add_col(s, "selfhost", "SELF-HOSTED", COL_TEXT);
-    add_col(s, "difference", "SELF - API", COL_TEXT);
-    add_col(s, "api_micros", "", COL_NUMBER | COL_DATA_ONLY);
-    add_col(s, "selfhost_micros", "", COL_NUMBER | COL_DATA_ONLY);
-    add_col(s, "cheaper", "CHEAPER", COL_TEXT);
+    sl_sheet_col(s, "month", "MONTH", SL_COL_TEXT);
+    sl_sheet_col(s, "requests", "REQUESTS", SL_COL_NUMBER);
+    sl_sheet_col(s, "api", "API SPEND", SL_COL_TEXT);
+    sl_sheet_col(s, "selfhost", "SELF-HOSTED", SL_COL_TEXT);
+    sl_sheet_col(s, "difference", "SELF - API", SL_COL_TEXT);
+    sl_sheet_col(s, "api_micros", "", SL_COL_NUMBER | SL_COL_DATA_ONLY);
+    sl_sheet_col(s, "selfhost_micros", "", SL_COL_NUMBER | SL_COL_DATA_ONLY);
+    sl_sheet_col(s, "cheaper", "CHEAPER", SL_COL_TEXT);
 }
 
-static int selfhost_row(struct sheet *s, const char *month, int64_t requests, int64_t api,
+static int selfhost_row(struct sl_sheet *s, const char *month, int64_t requests, int64_t api,
                         int64_t self, int total)
 {
-    char (*row)[CELL] = add_row(s, total);
+    char (*row)[SL_SHEET_CELL] = sl_sheet_row(s, total);
     if (!row)
         return -1;
     char now[8];
     time_t t = (time_t)(sl_wall_ms() / 1000);
     strftime(now, sizeof(now), "%Y-%m", gmtime(&t));
     /* the month in progress is marked: its API spend is not complete yet */
-    snprintf(row[0], CELL, "%s%s", month, !total && strcmp(month, now) == 0 ? "*" : "");
-    put_int(row[1], requests);
-    sl_cost_format(api, row[2], CELL);
-    sl_cost_format(self, row[3], CELL);
-    sl_cost_format(self - api, row[4], CELL);
-    put_int(row[5], api);
-    put_int(row[6], self);
-    snprintf(row[7], CELL, "%s", api <= self ? "api" : "self-hosted");
+    snprintf(row[0], SL_SHEET_CELL, "%s%s", month, !total && strcmp(month, now) == 0 ? "*" : "");
+    sl_sheet_int(row[1], requests);
+    sl_cost_format(api, row[2], SL_SHEET_CELL);
+    sl_cost_format(self, row[3], SL_SHEET_CELL);
+    sl_cost_format(self - api, row[4], SL_SHEET_CELL);
+    sl_sheet_int(row[5], api);
+    sl_sheet_int(row[6], self);
+    snprintf(row[7], SL_SHEET_CELL, "%s", api <= self ? "api" : "self-hosted");
     return 0;
 }
 
 /* Months arrive sorted, one group per currency: each is added up in the reporting
  * currency before its row is written. */
-static int selfhost_rows(struct sheet *s, const struct sl_catalog *c, const struct sl_selfhost *sh,
+static int selfhost_rows(struct sl_sheet *s, const struct sl_catalog *c, const struct sl_selfhost *sh,
                          const struct sl_usage_group *g, size_t n)
 {
     int64_t tot_req = 0, tot_api = 0, tot_self = 0;
@@ -644,7 +407,7 @@ static int selfhost(const struct options *o, const struct sources *src, int64_t 
                     enum sl_cli_format f)
 {
     struct sl_selfhost sh;
-    struct sheet s = {0};
+    struct sl_sheet s = {0};
     struct sl_usage_group *g = NULL;
     size_t n = 0;
     int result = 1;
@@ -659,7 +422,7 @@ static int selfhost(const struct options *o, const struct sources *src, int64_t 
                "the month, plus people)\n", src->catalog->currency);
 out:
     free(g);
-    sheet_free(&s);
+    sl_sheet_free(&s);
     return result ? 1 : 0;
 }
 

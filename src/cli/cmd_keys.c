@@ -24,14 +24,14 @@ struct options {
 
 /* create's options, which sl_key_spec_set knows by the name without dashes. */
 static const char *const spec_options[] = {"--name", "--budget", "--rpm",    "--tpm",
-                                           "--models", "--tags",  "--expires"};
+                                           "--models", "--tags",  "--expires", "--concurrency"};
 #define NSPEC (sizeof(spec_options) / sizeof(spec_options[0]))
 
 static void print_help(FILE *out)
 {
     fprintf(out,
             "usage: sluice keys create --name NAME [--budget 100usd/month] [--rpm N] [--tpm N]\n"
-            "                          [--models 'deepseek-*,qwen-*'] [--tags team=search]\n"
+            "                          [--concurrency N] [--models 'deepseek-*,qwen-*'] [--tags team=search]\n"
             "                          [--expires 30d] [--store URL | --config FILE]\n"
             "       sluice keys list [--store URL | --config FILE]\n"
             "       sluice keys revoke ID [--store URL | --config FILE]\n\n"
@@ -41,6 +41,7 @@ static void print_help(FILE *out)
             "  --budget B        AMOUNT usd|cny [/day|/month|/total], e.g. 100usd/month\n"
             "  --rpm N           requests per minute\n"
             "  --tpm N           tokens per minute\n"
+            "  --concurrency N   requests in flight at once\n"
             "  --models LIST     comma-separated model names; * matches anything\n"
             "  --tags LIST       comma-separated KEY=VALUE tags recorded with its requests\n"
             "  --expires D       lifetime: 45s, 90m, 12h, 30d, or never (default)\n"

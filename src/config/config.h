@@ -76,6 +76,11 @@ struct sl_cache_cfg {
     int semantic_max_entries;       /* vectors kept in the index */
 };
 
+/* limits: on a model or a group (src/meter/govern.c); 0 = no limit of that kind. */
+struct sl_limits_cfg {
+    int64_t rpm, tpm, concurrency;
+};
+
 struct sl_model_cfg {
     char *name;       /* what clients ask for */
     char *provider;   /* provider name */
@@ -90,6 +95,7 @@ struct sl_model_cfg {
     int priced;
     unsigned capabilities; /* SL_CAP_* it supports; 0 = not written, assumed all */
     struct sl_cache_rule cache; /* cache: of this model */
+    struct sl_limits_cfg limits;
 };
 
 struct sl_server_cfg {
@@ -129,6 +135,24 @@ struct sl_pricing_cfg {
 
 #define SL_MAX_MASTER_KEY 256
 
+/* ---- budgets:, budget_alert:, retention: (src/meter/govern.c, src/store/) -------- */
+
+#define SL_MAX_TAG_BUDGETS 256
+
+/* One budgets: item: spend of requests carrying a tag, capped per window. */
+struct sl_tag_budget {
+    char tag[SL_MAX_NAME + 1];   /* "team=search" */
+    char limit[64];              /* "50usd/month", as written (sl_budget_parse checked it) */
+    int line;
+};
+
+struct sl_govern_cfg {
+    struct sl_tag_budget *budgets; /* freed by sl_config_free */
+    size_t nbudgets;
+    int soft_percent;              /* budget_alert: 1..100; 0 = off */
+    int retention_days;            /* retention: raw ledger rows kept; 0 = forever */
+};
+
 struct sl_config {
     char *path;            /* file it was loaded from, or the name given */
     struct sl_server_cfg server;
@@ -146,6 +170,7 @@ struct sl_config {
      * A fixed array so sl_config_free needs no change; never logged or echoed. */
     char master_key[SL_MAX_MASTER_KEY + 1];
     struct sl_cache_cfg cache; /* cache: */
+    struct sl_govern_cfg govern;
 };
 
 /* Loads and validates a YAML file. On success returns 0 and *out (free with
@@ -274,6 +299,7 @@ struct sl_group_cfg {
     struct sl_health_check_cfg health_check;
     struct sl_mirror_cfg mirror;
     struct sl_cache_rule cache; /* cache: of this group */
+    struct sl_limits_cfg limits;
 };
 
 /* Returns the group called name, or NULL. Valid as long as cfg. */

@@ -839,6 +839,7 @@ static const struct directive model_rows[] = {
     {.key = "price_out", .scalar = parse_price, .off = MDL(price_out)},
     {.key = "capabilities", .seq = seq_capabilities, .off = MDL(capabilities)},
     {.key = "cache", .map = &cache_rule_table, .off = MDL(cache)},
+    {.key = "limits", .map = &sl_config_limits_table, .off = MDL(limits)},
 };
 static const struct table model_table = TABLE("a model (name, provider)", model_rows);
 
@@ -915,6 +916,7 @@ static const struct directive group_rows[] = {
     {.key = "health_check", .map = &health_table, .off = GRP(health_check)},
     {.key = "mirror", .map = &mirror_table, .off = GRP(mirror)},
     {.key = "cache", .map = &cache_rule_table, .off = GRP(cache)},
+    {.key = "limits", .map = &sl_config_limits_table, .off = GRP(limits)},
 };
 static const struct table group_table = TABLE("a group (name, deployments)", group_rows);
 
@@ -1006,5 +1008,10 @@ static const struct directive top_rows[] = {
     {.key = "master_key", .scalar = parse_master_key, .off = TOP(master_key),
      .def = "${SLUICE_MASTER_KEY}", .flags = D_EMPTY_OK},
     {.key = "cache", .map = &cache_table, .off = TOP(cache)},
+    {.key = "budgets", .list = &sl_config_budgets_list},
+    {.key = "budget_alert", .scalar = sl_config_parse_percent, .off = TOP(govern.soft_percent),
+     .def = "80%"},
+    {.key = "retention", .scalar = sl_config_parse_retention, .off = TOP(govern.retention_days),
+     .def = "forever"},
 };
 const struct table sl_config_top_table = TABLE("the top level", top_rows);

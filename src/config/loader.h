@@ -85,6 +85,14 @@ void sl_config_oom(struct loader *ld, int line);
 void sl_config_check_groups(struct loader *ld);
 void sl_config_release_groups(struct sl_config *cfg);
 
+/* govern.c: limits: of a model or group, budgets:, budget_alert: and retention:. */
+extern const struct table sl_config_limits_table;
+extern const struct list sl_config_budgets_list;
+int sl_config_parse_percent(struct loader *ld, const struct scalar *v, void *base,
+                            const struct directive *d);
+int sl_config_parse_retention(struct loader *ld, const struct scalar *v, void *base,
+                              const struct directive *d);
+
 #define SL_MAX_SEQ_ITEMS 256 /* items in one list of scalars */
 
 #endif

@@ -12,6 +12,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "meter/govern.h"
+
 #define MAX_LIMIT  1000000000000LL /* rpm, tpm and budget amounts: more is a typo */
 #define MAX_EXPIRY (36500LL * 86400 * 1000) /* a hundred years, so now + it cannot overflow */
 #define DIGEST     32
@@ -82,7 +84,8 @@ static int set_budget(struct sl_key_spec *sp, const char *v, char *err, size_t e
     if (digits && positive && (strncmp(p, "usd", 3) == 0 || strncmp(p, "cny", 3) == 0))
         for (size_t w = 0; w < 4; w++)
             ok |= strcmp(p + 3, windows[w]) == 0;
-    if (!ok || n >= sizeof(canon))
+    struct sl_budget parsed; /* what the budget counters will read back */
+    if (!ok || n >= sizeof(canon) || sl_budget_parse(canon, &parsed))
         return fail(err, errlen, "budget",
                     "expected AMOUNT usd|cny [/day|/month|/total], e.g. 100usd/month");
     return copy_checked(sp->key.budget, sizeof(sp->key.budget), canon);
@@ -167,6 +170,8 @@ int sl_key_spec_set(struct sl_key_spec *sp, const char *option, const char *valu
         return set_limit(&k->rpm, option, value, err, errlen);
     if (strcmp(option, "tpm") == 0)
         return set_limit(&k->tpm, option, value, err, errlen);
+    if (strcmp(option, "concurrency") == 0)
+        return set_limit(&k->concurrency, option, value, err, errlen);
     if (strcmp(option, "models") == 0)
         return set_list(k->models, sizeof(k->models), option, value, 0, err, errlen);
     if (strcmp(option, "tags") == 0)

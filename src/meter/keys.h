@@ -19,7 +19,7 @@ struct sl_key_spec {
     int64_t expires_in_ms; /* 0 = never; turned into expires_ms at creation */
 };
 
-/* Applies one option by name: "name", "budget", "rpm", "tpm", "models", "tags",
+/* Applies one option by name: "name", "budget", "rpm", "tpm", "concurrency", "models", "tags",
  * "expires" (values as on the command line: "100usd/month", "600", "deepseek-*,qwen-*",
  * "team=search", "30d"). Returns 0, or -1 with the reason in err (an unknown option
  * too). Validation lives here so the CLI and the admin API accept the same things. */

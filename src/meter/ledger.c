@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "store/store.h"
 
@@ -26,6 +27,9 @@
 /* Once woken, the writer lets rows gather this long before it commits a part-full
  * chunk: one wake-up and one transaction per burst instead of one per request. */
 #define LINGER_MS 20
+/* Retention deletes old raw rows at most this often, after a write. */
+#define PRUNE_EVERY_MS (3600 * 1000LL)
+#define DAY_MS         (86400 * 1000LL)
 
 struct chunk {
     struct chunk *next;
@@ -52,6 +56,8 @@ struct sl_ledger {
     int warned_full;
     /* Written under lock, read from anywhere. */
     atomic_uint_fast64_t committed, transactions, dropped;
+    atomic_int retention_days; /* 0 = keep raw rows forever */
+    int64_t pruned_ms;         /* writer thread only: last retention pass */
 };
 
 static void sleep_ms(long ms)
@@ -142,6 +148,23 @@ static void linger(struct sl_ledger *l)
     pthread_cond_timedwait(&l->work, &l->lock, &until);
 }
 
+/* Retention, on the writer thread (the store's only user): raw rows of days older than
+ * retention_days go; their daily roll-ups stay. */
+static void maybe_prune(struct sl_ledger *l)
+{
+    int days = atomic_load(&l->retention_days);
+    int64_t now = sl_wall_ms(), deleted = 0;
+    char err[512];
+    if (!days || now - l->pruned_ms < PRUNE_EVERY_MS)
+        return;
+    l->pruned_ms = now;
+    if (sl_store_prune_usage(l->store, now - days * DAY_MS, &deleted, err, sizeof(err)))
+        sl_warn("ledger: retention: %s", err);
+    else if (deleted)
+        sl_info("ledger: retention removed %lld raw rows older than %d days (daily roll-ups "
+                "kept)", (long long)deleted, days);
+}
+
 /* Runs until closing and the queue is empty, so close() implies a full flush. */
 static void *writer_main(void *arg)
 {
@@ -160,6 +183,7 @@ static void *writer_main(void *arg)
             break;
         pthread_mutex_unlock(&l->lock);
         int written = write_chunk(l, c) == 0;
+        maybe_prune(l);
         pthread_mutex_lock(&l->lock);
         settle_chunk(l, c, written);
     }
@@ -290,6 +314,11 @@ void sl_ledger_close(struct sl_ledger *l)
     pthread_cond_destroy(&l->work);
     pthread_mutex_destroy(&l->lock);
     free(l);
+}
+
+void sl_ledger_set_retention(struct sl_ledger *l, int days)
+{
+    atomic_store(&l->retention_days, days > 0 ? days : 0);
 }
 
 uint64_t sl_ledger_committed(const struct sl_ledger *l)

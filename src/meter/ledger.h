@@ -54,6 +54,10 @@ void sl_ledger_flush(struct sl_ledger *l);
 /* Flushes, stops the writer thread and closes the store. NULL is allowed. */
 void sl_ledger_close(struct sl_ledger *l);
 
+/* Keeps raw rows for days days (0 = forever): after a write, at most hourly, the
+ * writer deletes the rows of older whole days; their daily roll-ups stay. */
+void sl_ledger_set_retention(struct sl_ledger *l, int days);
+
 /* Rows committed since open (for tests and /metrics). */
 uint64_t sl_ledger_committed(const struct sl_ledger *l);
 

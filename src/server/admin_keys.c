@@ -63,7 +63,8 @@ static void key_json(struct sl_buf *b, const struct sl_key *k, const char *secre
     sl_buf_printf(b, ",\"created_ms\":%lld,\"expires_ms\":%lld,\"revoked_ms\":%lld",
                   (long long)k->created_ms, (long long)k->expires_ms, (long long)k->revoked_ms);
     put_str(b, "budget", k->budget);
-    sl_buf_printf(b, ",\"rpm\":%lld,\"tpm\":%lld", (long long)k->rpm, (long long)k->tpm);
+    sl_buf_printf(b, ",\"rpm\":%lld,\"tpm\":%lld,\"concurrency\":%lld", (long long)k->rpm,
+                  (long long)k->tpm, (long long)k->concurrency);
     put_str(b, "models", k->models);
     put_str(b, "tags", k->tags);
     sl_buf_puts(b, "}");

@@ -316,6 +316,17 @@ static int route(struct emb *e)
     return 0;
 }
 
+/* Budgets and rate limits: the whole batch's estimated tokens, nothing written back. */
+static int admit(struct emb *e)
+{
+    struct part all = {.e = e, .off = 0, .cnt = e->req.ninputs};
+    const struct sl_model_cfg *cands[1] = {e->model};
+    struct sl_admit_req a = {.scope_kind = "model", .scope_name = e->model->name,
+                             .limits = &e->model->limits, .prompt_tokens = estimate_part(e, &all),
+                             .cands = cands, .ncands = 1};
+    return sl_exchange_admit(e->x, &sl_openai_client, &a);
+}
+
 static int plan(struct emb *e)
 {
     struct sl_arena *a = e->x->arena;
@@ -344,7 +355,7 @@ void sl_embeddings_handle(struct sl_exchange *x)
                           "request_too_large");
         return;
     }
-    if (parse_body(e, body ? body : "", len) || route(e))
+    if (parse_body(e, body ? body : "", len) || route(e) || admit(e))
         return;
     if (plan(e) || start_parts(e)) {
         fail(e, 500, "api_error", "cannot start the upstream request", NULL);

@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "route/route.h"
+#include "meter/govern.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 
@@ -106,6 +107,7 @@ void sl_metrics_handle(struct sl_exchange *x)
     struct sl_buf b = SL_BUF_INIT(64 * 1024 * 1024);
     sl_metrics_render(&b);
     render_deployments(x, &b);
+    sl_govern_metrics(x->w->srv->govern, &b);
     sl_exchange_reply(x, 200, "text/plain; version=0.0.4", b.ptr ? b.ptr : "", b.len);
     sl_buf_release(&b);
 }

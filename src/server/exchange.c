@@ -72,6 +72,7 @@ static void finish(struct sl_exchange *x)
         evhttp_connection_set_timeout_tv(x->evcon, &tv);
     }
     sl_cost_row(x->snap->catalog, x->model, row);
+    sl_exchange_settle(x);
     sl_metrics_request(row);
     if (w->srv->ledger && row->model[0])
         sl_ledger_record(w->srv->ledger, row);

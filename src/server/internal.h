@@ -54,6 +54,7 @@ struct sl_server {
     struct sl_keyset *keyset;
     struct sl_ledger *ledger;
     struct sl_cache *cache;        /* the response cache (src/cache/); NULL = none */
+    struct sl_govern *govern;      /* budgets and rate limits, shared by every worker */
     struct sl_sim *sim;
     const char *config_path;
     const char *listen_override;
@@ -102,6 +103,9 @@ struct sl_exchange {
     const struct sl_model_cfg *model; /* the deployment the row is billed on */
     struct sl_usage_row row;   /* the ledger row, filled along the way */
     char key_id[32];           /* the virtual key's id ("" = none): the cache's tenant */
+    const struct sl_key *key;  /* the virtual key that authenticated it (x->keyset's), or NULL */
+    struct sl_gov_ticket *ticket;   /* what budgets and limits hold for it, or NULL */
+    int64_t attempts_cost_micros;   /* cost of its failed attempts' rows (billed anyway) */
 };
 
 typedef void (*sl_handler_fn)(struct sl_exchange *x);
@@ -154,6 +158,29 @@ void sl_exchange_client_left(struct sl_exchange *x);
 /* Records the time to first token, once. */
 void sl_exchange_first_token(struct sl_exchange *x);
 
+/* Budgets and rate limits (govern_gate.c). What a request asks for at admission: */
+struct sl_limits_cfg;
+struct sl_admit_req {
+    const char *scope_kind;   /* "model" or "group" */
+    const char *scope_name;   /* the name the client asked for */
+    const struct sl_limits_cfg *limits; /* its limits:, or NULL */
+    int64_t prompt_tokens;    /* estimated */
+    int64_t max_tokens;       /* the request's cap on output; 0 = none given */
+    int output_possible;      /* 0 for embeddings: nothing is written back */
+    const struct sl_model_cfg *const *cands; /* deployments it may be billed on */
+    size_t ncands;
+};
+/* Admits the request under its key's, tags' and model's budgets and limits. Returns 0
+ * to go on (x-ratelimit-* headers added when a limit applies); else the exchange was
+ * answered 429 in cf's format and is over. */
+int sl_exchange_admit(struct sl_exchange *x, const struct sl_client_format *cf,
+                      const struct sl_admit_req *a);
+/* Settles what admission charged on the row's real tokens and cost; finish() calls it. */
+void sl_exchange_settle(struct sl_exchange *x);
+/* Creates srv->govern with the spend so far loaded from cfg's store, and sets the
+ * ledger's retention. Returns 0, or -1 after logging why. */
+int sl_server_govern_start(struct sl_server *srv, const struct sl_config *cfg);
+
 /* Handlers (one file each). */
 void sl_chat_handle(struct sl_exchange *x);
 void sl_embeddings_handle(struct sl_exchange *x);
@@ -173,6 +200,8 @@ const char *sl_exchange_body(struct sl_exchange *x, size_t *len);
 void sl_admin_keys_create_handle(struct sl_exchange *x);
 void sl_admin_keys_list_handle(struct sl_exchange *x);
 void sl_admin_keys_revoke_handle(struct sl_exchange *x);
+/* GET /admin/usage (admin_usage.c): the spend report, as `sluice cost report`. */
+void sl_admin_usage_handle(struct sl_exchange *x);
 /* Returns 1 when the request carries "Authorization: Bearer <master_key>" (compared in
  * constant time). Otherwise replies itself, 403 when no master key is configured and
  * 401 for a missing or wrong one, in OpenAI's error shape, and returns 0: the exchange

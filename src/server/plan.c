@@ -216,6 +216,8 @@ static void plan_go(struct sl_exchange *x, struct sl_plan *p)
     struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
     const char *t = evhttp_find_header(in, "x-stainless-timeout"); /* the SDKs' own timeout, s */
     int64_t now = sl_now_us(), client_ms = t ? sl_json_clamp_int(atof(t) * 1000) : 0;
+    if (sl_plan_admit(x, p))
+        return; /* refused by a budget or a rate limit: answered */
     p->wait = evtimer_new(x->w->base, on_wait_done, x);
     if (!p->wait) {
         sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
@@ -294,6 +296,7 @@ void sl_plan_record(struct sl_exchange *x, const struct sl_plan *p, const struct
     row.latency_us = sl_now_us() - start_us;
     row.ttft_us = -1;
     sl_cost_row(x->snap->catalog, m, &row);
+    x->attempts_cost_micros += row.cost_micros; /* the budget pays for it too */
     sl_ledger_record(x->w->srv->ledger, &row);
     (void)p;
 }

@@ -72,6 +72,10 @@ struct sl_plan *sl_plan_new(struct sl_exchange *x, const struct sl_client_format
  * Returns 0; -1 when the name is neither (nothing to try: answer 404). */
 int sl_plan_resolve(struct sl_exchange *x, struct sl_plan *p, const char *name);
 
+/* Budgets and rate limits for the plan's request (govern_gate.c): 0 to go on, else
+ * it was answered 429. */
+int sl_plan_admit(struct sl_exchange *x, struct sl_plan *p);
+
 /* Starts the first attempt (or answers at once when no candidate can take it). */
 void sl_plan_start(struct sl_exchange *x, struct sl_plan *p);
 

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "meter/catalog.h"
+#include "meter/govern.h"
 #include "meter/keys.h"
 #include "route/route.h"
 #include "server/health_check.h"
@@ -302,6 +303,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     sl_info("SIGHUP: config reloaded from %s (listen address and workers apply at restart)",
             s->srv->config_path);
     sl_keyset_reload(s->srv, cfg->store);
+    sl_ledger_set_retention(s->srv->ledger, cfg->govern.retention_days);
+    sl_govern_set_soft(s->srv->govern, cfg->govern.soft_percent);
     struct sl_keyset *k = sl_keyset_acquire(s->srv);
     log_config(cfg, sim > 0, k ? sl_keys_ever(k->keys) : 0);
     sl_keyset_release(k);
@@ -402,7 +405,7 @@ int sl_server_run(const struct sl_serve_opts *opts)
         sl_ledger_close(srv.ledger);
         goto out;
     }
-    if (sl_keyset_reload(&srv, cfg->store)) {
+    if (sl_keyset_reload(&srv, cfg->store) || sl_server_govern_start(&srv, cfg)) {
         sl_ledger_close(srv.ledger);
         goto out;
     }
@@ -422,6 +425,7 @@ int sl_server_run(const struct sl_serve_opts *opts)
 out:
     sl_cache_free(srv.cache);
     free(srv.workers);
+    sl_govern_free(srv.govern);
     sl_snapshot_release(srv.snap);
     sl_keyset_release(srv.keyset);
     sl_sim_stop(srv.sim);

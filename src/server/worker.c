@@ -56,6 +56,7 @@ static const struct route {
     {EVHTTP_REQ_POST, "/admin/keys", sl_admin_keys_create_handle, ADMIN},
     {EVHTTP_REQ_GET, "/admin/keys", sl_admin_keys_list_handle, ADMIN},
     {EVHTTP_REQ_DELETE, "/admin/keys/", sl_admin_keys_revoke_handle, ADMIN},
+    {EVHTTP_REQ_GET, "/admin/usage", sl_admin_usage_handle, ADMIN},
 };
 
 static void make_id(char *out, size_t cap)
@@ -255,6 +256,7 @@ static int authenticate(struct sl_exchange *x, const char *path)
                                                evhttp_find_header(h, "x-api-key"));
         const struct sl_key *k = sl_keys_find(keys, secret, sl_wall_ms());
         if (k) {
+            x->key = k;
             snprintf(x->row.key, sizeof(x->row.key), "%.127s", k->name);
             snprintf(x->key_id, sizeof(x->key_id), "%s", k->id);
             return collect_tags(x, k->tags, cf ? cf : &sl_openai_client);

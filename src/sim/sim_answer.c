@@ -70,6 +70,7 @@ static const struct directive {
     {"delay", offsetof(struct sim_directives, delay_ms), SIM_MAX_MS},
     {"words", offsetof(struct sim_directives, words), SIM_MAX_WORDS},
     {"stamp", offsetof(struct sim_directives, stamp), 0},
+    {"cached", offsetof(struct sim_directives, cached), INT_MAX},
 };
 
 /* Parses a decimal value, clamped to max. Returns -1 when it is not a number. */
@@ -412,5 +413,7 @@ int sl_sim_answer(const struct sim_request *rq, const struct sim_directives *d,
     if (result || (result = apply_max_tokens(rq, a, out)) != 0)
         return result;
     count_usage(rq, out);
+    if (d->cached > 0)
+        out->cached_tokens = d->cached < out->prompt_tokens ? d->cached : out->prompt_tokens;
     return 0;
 }

@@ -58,6 +58,7 @@ struct sim_directives {
     int keepalive, no_usage, parallel_tools;
     int ttft_ms, delay_ms, words;
     int stamp; /* flag: stream reply chunks carry their send time instead of text */
+    int cached; /* prompt tokens reported as served from the prompt cache */
 };
 
 struct sim_tool_call {
@@ -74,6 +75,7 @@ struct sim_answer {
     int tool_forced; /* the calls answer a tool_choice that named the tool */
     int truncated;   /* max_tokens cut the reasoning or the reply text */
     int prompt_tokens, completion_tokens, reasoning_tokens;
+    int cached_tokens; /* of prompt_tokens (@sim:cached), OpenAI format only */
 };
 
 /* One request in flight: everything an encoder needs. */

@@ -139,7 +139,7 @@ static cJSON *usage_object(const struct sim_answer *ans)
     cJSON_AddNumberToObject(u, "completion_tokens", ans->completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", ans->prompt_tokens + ans->completion_tokens);
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"),
-                            "cached_tokens", 0);
+                            "cached_tokens", ans->cached_tokens);
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "completion_tokens_details"),
                             "reasoning_tokens", ans->reasoning_tokens);
     return u;

@@ -12,12 +12,7 @@
 
 #include "core/clock.h"
 #include "meter/ledger.h"
-
-struct sqlite_store {
-    struct sl_store base; /* first, so a struct sl_store * is a struct sqlite_store * */
-    sqlite3 *db;
-    sqlite3_stmt *insert; /* prepared once: the ledger writer runs it for every row */
-};
+#include "store/sqlite_internal.h"
 
 /* Migration i takes the schema from version i to version i + 1. To change the
  * schema, append a row (never edit one that has shipped) and update docs/usage.md. */
@@ -65,6 +60,11 @@ static const char *const migrations[] = {
     "CREATE INDEX cache_entries_created ON cache_entries(created_ms);"
     "CREATE TABLE cache_vectors ("
     " key BLOB PRIMARY KEY, scope INTEGER NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL);",
+    /* 8: a key's limit on requests in flight at once (src/meter/govern.c); 0 = none. */
+    "ALTER TABLE keys ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0;",
+    /* 9: daily and hourly roll-ups kept by every insert (sqlite_rollup.c), filled from
+     * the rows already there; the time before which retention deleted raw rows. */
+    SL_SQLITE_ROLLUP_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -94,6 +94,11 @@ static int map_error(sqlite3 *db, int rc, const char *what, char *err, size_t er
     default:
         return SL_STORE_ERROR;
     }
+}
+
+int sl_sqlite_error(sqlite3 *db, int rc, const char *what, char *err, size_t errlen)
+{
+    return map_error(db, rc, what, err, errlen);
 }
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -233,8 +238,13 @@ static int sqlite_open(const char *path, int flags, struct sl_store **out, char 
         if (rc != SQLITE_OK)
             result = map_error(s->db, rc, "prepare insert", err, errlen);
     }
+    if (result == SL_STORE_OK)
+        result = sl_sqlite_rollup_prepare(s, err, errlen);
 out:
     if (result && s) {
+        sqlite3_finalize(s->insert);
+        sqlite3_finalize(s->rollup);
+        sqlite3_finalize(s->hourly);
         sqlite3_close(s->db);
         free(s);
         s = NULL;
@@ -301,6 +311,8 @@ static int sqlite_insert_usage(struct sl_store *base, const struct sl_usage_row 
         return result;
     for (size_t i = 0; i < n && result == SL_STORE_OK; i++)
         result = insert_row(s, &rows[i], err, errlen);
+    if (result == SL_STORE_OK)
+        result = sl_sqlite_rollup_rows(s, rows, n, err, errlen);
     if (result == SL_STORE_OK)
         result = exec(s->db, "COMMIT", err, errlen);
     /* A failed COMMIT leaves the transaction open; all or nothing means roll back. */
@@ -419,19 +431,36 @@ static void read_group(sqlite3_stmt *st, void *row)
 static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t since_ms,
                           sqlite3_stmt **st, char *err, size_t errlen)
 {
-    char sql[1024];
+    char sql[2048];
     if ((unsigned)by >= sizeof(group_exprs) / sizeof(group_exprs[0])) {
         snprintf(err, errlen, "sqlite: unknown grouping");
         return SL_STORE_ERROR;
     }
+    int64_t hour, day;
+    int result = sl_sqlite_rollup_boundary(s, since_ms, &hour, &day, err, errlen);
+    if (result)
+        return result;
     /* Requests are counted on request rows (final = 1); tokens and money on every row,
-     * since a failed attempt that the provider billed is real spend. */
+     * since a failed attempt that the provider billed is real spend. Raw rows up to the
+     * first whole hour, hourly roll-ups to the first whole day, daily ones from there
+     * (sqlite_rollup.c): a report reads at most an hour of raw rows. */
     snprintf(sql, sizeof(sql),
              "SELECT %s, %s, currency, sum(final), sum(prompt_tokens), sum(completion_tokens),"
-             " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros),"
-             " sum(price_known = 0 AND prompt_tokens + completion_tokens > 0),"
-             " sum(cache != '' AND final), sum(saved_micros)"
-             " FROM usage%s WHERE ts_ms >= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             " sum(cached_tokens), sum(reasoning_tokens), sum(cost_micros), sum(unpriced),"
+             " sum(cache_hits), sum(saved_micros)"
+             " FROM (SELECT ts_ms, key, model, provider, upstream_model, tags, currency, final,"
+             " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
+             " (price_known = 0 AND prompt_tokens + completion_tokens > 0) AS unpriced,"
+             " (cache != '' AND final) AS cache_hits, saved_micros"
+             " FROM usage WHERE ts_ms >= ?1 AND ts_ms < ?2 UNION ALL"
+             " SELECT ts_ms, key, model, provider, upstream_model, tags, currency, requests,"
+             " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
+             " unpriced, cache_hits, saved_micros FROM usage_hourly WHERE ts_ms >= ?2 AND ts_ms < ?3"
+             " UNION ALL"
+             " SELECT ts_ms, key, model, provider, upstream_model, tags, currency, requests,"
+             " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_micros,"
+             " unpriced, cache_hits, saved_micros FROM usage_daily WHERE ts_ms >= ?3)%s"
+             " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
              group_exprs[by][0], group_exprs[by][1],
              /* one row per tag: a request tagged twice counts under both */
              by == SL_BY_TAG ? ", json_each(CASE tags WHEN '' THEN '[\"\"]' ELSE tags END) AS tag"
@@ -439,6 +468,10 @@ static int prepare_groups(struct sqlite_store *s, enum sl_usage_by by, int64_t s
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(*st, 1, since_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(*st, 2, hour);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(*st, 3, day);
     return rc == SQLITE_OK ? SL_STORE_OK : map_error(s->db, rc, "usage groups", err, errlen);
 }
 
@@ -516,10 +549,10 @@ static int sqlite_compare_rows(struct sl_store *base, int64_t since_ms, const ch
  * statement instead of keeping it for the life of the store. */
 static const char insert_key_sql[] =
     "INSERT INTO keys (id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget,"
-    " rpm, tpm, models, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " rpm, tpm, models, tags, concurrency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char list_keys_sql[] =
     "SELECT id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget, rpm, tpm,"
-    " models, tags FROM keys ORDER BY created_ms, id";
+    " models, tags, concurrency FROM keys ORDER BY created_ms, id";
 static const char revoke_key_sql[] =
     "UPDATE keys SET revoked_ms = CASE revoked_ms WHEN 0 THEN ? ELSE revoked_ms END"
     " WHERE id = ?";
@@ -538,6 +571,7 @@ static void bind_key(sqlite3_stmt *st, const struct sl_key *k)
     sqlite3_bind_int64(st, 10, k->tpm);
     bind_text(st, 11, k->models, sizeof(k->models));
     bind_text(st, 12, k->tags, sizeof(k->tags));
+    sqlite3_bind_int64(st, 13, k->concurrency);
 }
 
 static int sqlite_insert_key(struct sl_store *base, const struct sl_key *k, char *err,
@@ -570,6 +604,7 @@ static void read_key(sqlite3_stmt *st, void *row)
     k->tpm = sqlite3_column_int64(st, 9);
     read_text(st, 10, k->models, sizeof(k->models));
     read_text(st, 11, k->tags, sizeof(k->tags));
+    k->concurrency = sqlite3_column_int64(st, 12);
 }
 
 
@@ -614,6 +649,8 @@ static void sqlite_close(struct sl_store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->rollup);
+    sqlite3_finalize(s->hourly);
     sqlite3_close(s->db);
     free(s);
 }
@@ -629,6 +666,7 @@ static const struct sl_store_ops sqlite_ops = {
     .list_keys = sqlite_list_keys,
     .revoke_key = sqlite_revoke_key,
     .compare_rows = sqlite_compare_rows,
+    .prune_usage = sl_sqlite_prune_usage,
 };
 
 /* The store backends, by URL scheme. To add one: a row here, src/store/<name>.c

@@ -74,6 +74,7 @@ struct sl_key {
     int64_t rpm, tpm;                /* 0 = no limit */
     char models[SL_KEY_LIST_SIZE];   /* "deepseek-*,qwen-*"; "" = every model */
     char tags[SL_KEY_LIST_SIZE];     /* "team=search,env=prod"; "" = none */
+    int64_t concurrency;             /* requests in flight at once; 0 = no limit */
 };
 
 /* One row for `sluice compare`: the own row of a request that was mirrored, or one
@@ -111,6 +112,8 @@ struct sl_store_ops {
                       size_t errlen);
     int (*compare_rows)(struct sl_store *s, int64_t since_ms, const char *group,
                         struct sl_compare_row **out, size_t *n, char *err, size_t errlen);
+    int (*prune_usage)(struct sl_store *s, int64_t before_ms, int64_t *deleted, char *err,
+                       size_t errlen);
 };
 
 /* Every backend's store starts with this. */
@@ -187,6 +190,14 @@ static inline int sl_store_compare_rows(struct sl_store *s, int64_t since_ms, co
                                         size_t errlen)
 {
     return s->ops->compare_rows(s, since_ms, group, out, n, err, errlen);
+}
+
+/* Retention: deletes the raw usage rows of the whole days before before_ms (their daily
+ * roll-ups stay, so reports over those days still add up). *deleted says how many. */
+static inline int sl_store_prune_usage(struct sl_store *s, int64_t before_ms, int64_t *deleted,
+                                       char *err, size_t errlen)
+{
+    return s->ops->prune_usage(s, before_ms, deleted, err, errlen);
 }
 
 /* Closes the store and frees it. NULL is allowed. */

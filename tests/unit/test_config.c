@@ -328,7 +328,8 @@ static void test_every_kind_of_error(void **state)
     assert_has(errors, "t.yaml:6: store: postgres:// is not supported yet");
     assert_has(errors, "t.yaml:7: sim: 'maybe' is not one of auto, true, false");
     assert_has(errors, "t.yaml:8: unknown key 'colour' (known keys: server, store, upstream, "
-                       "sim, providers, models, groups, pricing, master_key, cache)");
+                       "sim, providers, models, groups, pricing, master_key, cache, budgets, "
+                       "budget_alert, retention)");
     assert_has(errors, "t.yaml:9: upstream: expected a mapping of keys, not a single value");
     assert_has(errors, "t.yaml:11: providers[0].name: 'a b' is not a valid name");
     assert_has(errors, "t.yaml:12: providers[0].kind: 'cohere' is not one of openai, anthropic");
@@ -578,6 +579,49 @@ static void test_add_keeps_pointers_valid(void **state)
     sl_config_free(cfg);
 }
 
+/* budgets:, budget_alert:, retention: and limits: on models and groups. */
+static void test_budgets_and_limits(void **state)
+{
+    (void)state;
+    struct sl_config *cfg = parse_ok("providers: [{name: p, kind: openai, base_url: http://h}]\n"
+                                     "models:\n"
+                                     "  - {name: m, provider: p, limits: {rpm: 60, concurrency: 4}}\n"
+                                     "groups: [{name: g, deployments: [m], limits: {tpm: 9000}}]\n"
+                                     "budgets:\n"
+                                     "  - {tag: team=search, limit: 50usd/month}\n"
+                                     "budget_alert: 75%\n"
+                                     "retention: 90d\n");
+    assert_int_equal(cfg->models[0].limits.rpm, 60);
+    assert_int_equal(cfg->models[0].limits.tpm, 0);
+    assert_int_equal(cfg->models[0].limits.concurrency, 4);
+    assert_int_equal(cfg->groups[0].limits.tpm, 9000);
+    assert_int_equal(cfg->govern.nbudgets, 1);
+    assert_string_equal(cfg->govern.budgets[0].tag, "team=search");
+    assert_string_equal(cfg->govern.budgets[0].limit, "50usd/month");
+    assert_int_equal(cfg->govern.soft_percent, 75);
+    assert_int_equal(cfg->govern.retention_days, 90);
+    sl_config_free(cfg);
+    cfg = parse_ok("sim: true\n");
+    assert_int_equal(cfg->govern.soft_percent, 80);
+    assert_int_equal(cfg->govern.retention_days, 0);
+    sl_config_free(cfg);
+    char *errors = parse_fail("budgets:\n"                               /* 1 */
+                              "  - {tag: team, limit: 5usd}\n"            /* 2 */
+                              "  - {tag: a=b, limit: 5eur/week}\n"        /* 3 */
+                              "  - {limit: 5usd}\n"                       /* 4 */
+                              "budget_alert: 120%\n"                      /* 5 */
+                              "retention: soon\n"                         /* 6 */
+                              "providers: [{name: p, kind: openai, base_url: http://h}]\n"
+                              "models: [{name: m, provider: p, limits: {rpm: 0}}]\n"); /* 8 */
+    assert_has(errors, "t.yaml:2: budgets[0].tag: 'team' is not a tag NAME=VALUE");
+    assert_has(errors, "t.yaml:3: budgets[1].limit: '5eur/week' is not a budget");
+    assert_has(errors, "t.yaml:4: budgets[2]: missing required key 'tag'");
+    assert_has(errors, "t.yaml:5: budget_alert: '120%' is not a percentage from 0 to 100");
+    assert_has(errors, "t.yaml:6: retention: 'soon' is not a number of days");
+    assert_has(errors, "t.yaml:8: models[0].limits.rpm: '0' is not a whole number above 0");
+    free(errors);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_example_loads_without_keys),
         cmocka_unit_test(test_add_keeps_pointers_valid),
         cmocka_unit_test(test_rerank_keys),
+        cmocka_unit_test(test_budgets_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
