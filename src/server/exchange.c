@@ -138,6 +138,21 @@ void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_ty
     if (!x->client_gone) {
         struct evbuffer *out = evbuffer_new();
         sl_exchange_add_headers(x, content_type);
+        size_t skip = 0;
+        while (skip < len && (body[skip] == ' ' || body[skip] == '\n' || body[skip] == '\r'))
+            skip++;
+        if (out && x->reply_extra && status == 200 && skip < len && body[skip] == '{') {
+            /* {"sources":[...], <the reply's own members>} */
+            evbuffer_add(out, "{", 1);
+            evbuffer_add(out, x->reply_extra, strlen(x->reply_extra));
+            body += skip + 1;
+            len -= skip + 1;
+            size_t i = 0;
+            while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+                i++;
+            if (i < len && body[i] != '}')
+                evbuffer_add(out, ",", 1);
+        }
         if (out)
             evbuffer_add(out, body, len);
         evhttp_send_reply(x->req, status, NULL, out);
@@ -181,6 +196,8 @@ void sl_exchange_stream_start(struct sl_exchange *x)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(x->req, 200, "OK");
+    if (x->stream_prelude)
+        sl_exchange_stream_write(x, x->stream_prelude, strlen(x->stream_prelude));
     /* A streaming client sends nothing while it reads: only a write that cannot
      * drain within write_timeout means a slow or dead client. */
     struct bufferevent *bev = x->evcon ? evhttp_connection_get_bufferevent(x->evcon) : NULL;

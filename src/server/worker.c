@@ -52,6 +52,11 @@ static const struct route {
     {EVHTTP_REQ_POST, "/admin/keys", sl_admin_keys_create_handle, ADMIN},
     {EVHTTP_REQ_GET, "/admin/keys", sl_admin_keys_list_handle, ADMIN},
     {EVHTTP_REQ_DELETE, "/admin/keys/", sl_admin_keys_revoke_handle, ADMIN},
+    {EVHTTP_REQ_POST, "/v1/kb", sl_kb_handle, CLIENT},
+    {EVHTTP_REQ_GET, "/v1/kb", sl_kb_handle, CLIENT},
+    {EVHTTP_REQ_POST, "/v1/kb/", sl_kb_handle, CLIENT},
+    {EVHTTP_REQ_GET, "/v1/kb/", sl_kb_handle, CLIENT},
+    {EVHTTP_REQ_DELETE, "/v1/kb/", sl_kb_handle, CLIENT},
 };
 
 static void make_id(char *out, size_t cap)
@@ -239,6 +244,14 @@ static int authenticate(struct sl_exchange *x, const char *path)
     const struct sl_client_format *cf =
         strncmp(path, "/v1/messages", 12) == 0 ? sl_client_format("anthropic") : &sl_openai_client;
     struct sl_error e;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
+    const char *bearer = sl_keys_presented(evhttp_find_header(in, "Authorization"), NULL);
+    if (sl_keys_secret_equal(bearer, x->w->srv->kb_token)) {
+        /* the knowledge base's own model calls: billed to the key it works for */
+        const char *for_key = evhttp_find_header(in, "x-sluice-kb-key");
+        snprintf(x->row.key, sizeof(x->row.key), "%.127s", for_key ? for_key : "");
+        return collect_tags(x, NULL, cf ? cf : &sl_openai_client);
+    }
     if (sl_keys_ever(keys) == 0) {
         if (is_loopback(x->evcon))
             return collect_tags(x, NULL, cf ? cf : &sl_openai_client);
