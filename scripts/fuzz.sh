@@ -9,7 +9,7 @@ secs=${1:-60}; shift || true
 out=build-fuzz
 mkdir -p "$out/obj" "$out/corpus"
 command -v clang >/dev/null || { echo "fuzz: clang is missing (apt-get install clang)"; exit 1; }
-libs="libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl"
+libs="libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl libxml-2.0 poppler-glib libzip"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -DSL_VERSION=\"fuzz\" -DSL_GIT=\"fuzz\" -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags $libs)"
 ldlibs="$(pkg-config --libs $libs) -lm -lpthread"
 

@@ -17,6 +17,7 @@ static const struct command {
     {"usage", cmd_usage, "print token usage from the ledger"},
     {"cost", cmd_cost, "cost reports, what-if and self-hosting comparisons"},
     {"keys", cmd_keys, "create, list and revoke virtual keys"},
+    {"kb", cmd_kb, "knowledge bases: chunk preview (kb chunk)"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -1,0 +1,53 @@
+/* Shared between the chunker's files: spans, UTF-8 steps, measuring, heading lines. */
+#ifndef SL_KB_CHUNK_INTERNAL_H
+#define SL_KB_CHUNK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "kb/chunk.h"
+
+/* A growable array of byte spans (malloc'd; released by the caller). */
+struct sl_kb_span {
+    size_t s, e;
+};
+struct sl_kb_spans {
+    struct sl_kb_span *v;
+    size_t n, cap;
+};
+int sl_kb_spans_push(struct sl_kb_spans *v, size_t s, size_t e);
+void sl_kb_spans_release(struct sl_kb_spans *v);
+
+/* Length in bytes of the UTF-8 sequence starting with byte c (1 for stray bytes). */
+static inline size_t sl_utf8_len(unsigned char c)
+{
+    return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+/* Additive cost: code points, or tenths of a token (sl_estimate_text's walk, so that
+ * ceil(sum / 10) is exactly the estimate of the concatenation). */
+int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n);
+
+/* One heading line of the text (see SL_HEADINGS_*). */
+struct sl_heading {
+    size_t line, eol;   /* offset of the line's first non-blank byte, and of the heading's
+                           end: the line's, or the marker's for 第N条 with its body after */
+    int level;          /* 1.. (Markdown #count; 章 1, 节 2, 条 3) */
+    unsigned kind;      /* SL_HEADINGS_MARKDOWN or SL_HEADINGS_CLAUSE */
+    const char *path;   /* "A > B > C" (arena) */
+};
+
+/* Finds the heading lines of text that flags asks for, with their paths, in order.
+ * *out is malloc'd (free it). Returns the count, or -1 when out of memory. */
+long sl_chunk_headings(const char *text, size_t len, unsigned flags, struct sl_arena *a,
+                       struct sl_heading **out);
+
+/* Length of a clause marker (第 + number + 条/章/节) at p, or 0; *level gets its level. */
+size_t sl_chunk_clause_marker(const char *p, const char *end, int *level);
+
+/* LangChain's RecursiveCharacterTextSplitter (keepSeparator true), over spans of text. */
+int sl_chunk_langchain(const struct sl_chunk_profile *p, const char *text, size_t len,
+                       struct sl_kb_spans *out);
+
+#endif
