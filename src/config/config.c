@@ -76,6 +76,7 @@ static void release_provider(struct sl_provider_cfg *p)
     }
     free(p->disabled_reason);
     free(p->embeddings_url);
+    free(p->rerank_url);
 }
 
 static void release_model(struct sl_model_cfg *m)

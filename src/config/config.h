@@ -14,6 +14,10 @@ enum sl_wire { SL_WIRE_OPENAI, SL_WIRE_ANTHROPIC, SL_WIRE_GEMINI };
 /* The wire shape of a provider's embeddings API; AUTO follows its kind. */
 enum sl_embed_wire { SL_EMBED_AUTO, SL_EMBED_OPENAI, SL_EMBED_DASHSCOPE, SL_EMBED_GEMINI };
 
+/* The wire shape of a provider's rerank API (rerank: key); AUTO follows its preset and
+ * kind. JINA is the {model, query, documents, top_n} shape Jina, SiliconFlow and vLLM share. */
+enum sl_rerank_wire { SL_RERANK_AUTO, SL_RERANK_JINA, SL_RERANK_COHERE, SL_RERANK_DASHSCOPE };
+
 struct sl_timeouts {
     int connect_ms;    /* TCP + TLS connect */
     int first_byte_ms; /* request sent -> first response byte */
@@ -33,6 +37,8 @@ struct sl_provider_cfg {
     enum sl_embed_wire embeddings; /* embeddings: key; AUTO = by kind */
     char *embeddings_url;  /* embeddings_url: key; NULL = DashScope's public endpoint */
     char preset[32];       /* preset: key (src/providers/); "" = detect from base_url */
+    enum sl_rerank_wire rerank; /* rerank: key; AUTO = by preset and kind */
+    char *rerank_url;      /* rerank_url: key; NULL = the shape's path under base_url */
 };
 
 struct sl_model_cfg {
@@ -167,7 +173,7 @@ enum sl_strategy {
 enum sl_tier { SL_TIER_SIMPLE, SL_TIER_MEDIUM, SL_TIER_COMPLEX, SL_TIER_LONG, SL_TIER_COUNT };
 
 /* What a request may need from a deployment (models: capabilities:). */
-enum { SL_CAP_TOOLS = 1, SL_CAP_JSON = 2, SL_CAP_IMAGES = 4, SL_CAP_ALL = 7 };
+enum { SL_CAP_TOOLS = 1, SL_CAP_JSON = 2, SL_CAP_IMAGES = 4, SL_CAP_ALL = 7, SL_CAP_RERANK = 8 };
 
 #define SL_MAX_GROUP_DEPLOYMENTS 256
 

@@ -294,13 +294,29 @@ static int parse_embeddings(struct loader *ld, const struct scalar *v, void *bas
     return -1;
 }
 
+static int parse_rerank(struct loader *ld, const struct scalar *v, void *base,
+                        const struct directive *d)
+{
+    static const struct { const char *word; enum sl_rerank_wire value; } words[] = {
+        {"jina", SL_RERANK_JINA}, {"cohere", SL_RERANK_COHERE}, {"dashscope", SL_RERANK_DASHSCOPE},
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(v->s, words[i].word) == 0) {
+            *FIELD(enum sl_rerank_wire, base, d) = words[i].value;
+            return 0;
+        }
+    }
+    sl_config_bad(ld, v->line, v->key, "'%.32s' is not one of jina, cohere, dashscope", v->s);
+    return -1;
+}
+
 static int parse_preset(struct loader *ld, const struct scalar *v, void *base,
                         const struct directive *d)
 {
     if (!sl_preset_find(v->s)) {
         sl_config_bad(ld, v->line, v->key,
                       "'%.32s' is not a preset (deepseek, dashscope, moonshot, zhipu, zai, "
-                      "siliconflow, openrouter, openai, anthropic, gemini, ollama, vllm)", v->s);
+                      "siliconflow, openrouter, openai, anthropic, gemini, ollama, vllm, jina, cohere)", v->s);
         return -1;
     }
     snprintf(FIELD(char, base, d), 32, "%s", v->s);
@@ -449,6 +465,7 @@ static int seq_capabilities(struct loader *ld, const struct scalar *items, size_
 {
     static const struct { const char *word; unsigned bit; } words[] = {
         {"tools", SL_CAP_TOOLS}, {"json", SL_CAP_JSON}, {"images", SL_CAP_IMAGES},
+        {"rerank", SL_CAP_RERANK},
     };
     unsigned caps = 0;
     int result = 0;
@@ -460,7 +477,7 @@ static int seq_capabilities(struct loader *ld, const struct scalar *items, size_
             caps |= words[k].bit;
             continue;
         }
-        sl_config_bad(ld, items[i].line, d->key, "'%.32s' is not one of tools, json, images",
+        sl_config_bad(ld, items[i].line, d->key, "'%.32s' is not one of tools, json, images, rerank",
                       items[i].s);
         result = -1;
     }
@@ -704,6 +721,8 @@ static const struct directive provider_rows[] = {
     {.key = "embeddings", .scalar = parse_embeddings, .off = PRV(embeddings)},
     {.key = "embeddings_url", .scalar = parse_url, .off = PRV(embeddings_url)},
     {.key = "preset", .scalar = parse_preset, .off = PRV(preset)},
+    {.key = "rerank", .scalar = parse_rerank, .off = PRV(rerank)},
+    {.key = "rerank_url", .scalar = parse_url, .off = PRV(rerank_url)},
 };
 static const struct table provider_table = TABLE("a provider (name, kind, base_url)",
                                                  provider_rows);

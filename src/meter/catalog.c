@@ -161,7 +161,7 @@ static const struct field {
     {"output", f_output, 1, "a price per million tokens with at most 6 decimals"},
     {"context_window", f_context, 0, "a number of tokens"},
     {"max_output", f_max_output, 0, "a number of tokens"},
-    {"capabilities", NULL, 0, "a list of tools, json, images, reasoning, embeddings"},
+    {"capabilities", NULL, 0, "a list of tools, json, images, reasoning, embeddings, rerank"},
     {"source", f_source, 1, "the http(s) URL of the vendor's price page"},
     {"date", f_date, 1, "the date the price was read, YYYY-MM-DD"},
 };
@@ -170,7 +170,8 @@ static const struct field {
 static void read_capabilities(struct ctx *x, struct fy_node *seq, struct sl_catalog_entry *e,
                               int line)
 {
-    static const char *const words[] = {"tools", "json", "images", "reasoning", "embeddings"};
+    static const char *const words[] = {"tools", "json", "images", "reasoning", "embeddings",
+                                        "rerank"};
     char buf[32];
     void *it = NULL;
     struct fy_node *item;
@@ -187,7 +188,7 @@ static void read_capabilities(struct ctx *x, struct fy_node *seq, struct sl_cata
             e->capabilities |= 1u << k;
         else
             bad(x, node_line(item, line), "capabilities",
-                "'%s' is not one of tools, json, images, reasoning, embeddings", s ? s : "?");
+                "'%s' is not one of tools, json, images, reasoning, embeddings, rerank", s ? s : "?");
     }
 }
 

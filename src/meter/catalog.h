@@ -21,6 +21,7 @@ enum {
     SL_CATALOG_IMAGES = 4,
     SL_CATALOG_REASONING = 8,
     SL_CATALOG_EMBEDDINGS = 16,
+    SL_CATALOG_RERANK = 32,
 };
 
 struct sl_catalog_entry {

@@ -23,6 +23,8 @@ static const struct sl_preset presets[] = {
     {"anthropic", "anthropic.com", "https://api.anthropic.com", "ANTHROPIC_API_KEY", 0, 0},
     {"gemini", "googleapis.com", "https://generativelanguage.googleapis.com/v1beta",
      "GEMINI_API_KEY", 0, 0},
+    {"jina", "jina.ai", "https://api.jina.ai/v1", "JINA_API_KEY", 0, 0},
+    {"cohere", "cohere.", "https://api.cohere.com", "COHERE_API_KEY", 0, 0},
     {"ollama", ":11434", "http://127.0.0.1:11434/v1", NULL, 0, 0},
     {"vllm", ":8000", "http://127.0.0.1:8000/v1", NULL, 0, 0},
 };

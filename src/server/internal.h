@@ -159,6 +159,7 @@ void sl_exchange_first_token(struct sl_exchange *x);
 /* Handlers (one file each). */
 void sl_chat_handle(struct sl_exchange *x);
 void sl_embeddings_handle(struct sl_exchange *x);
+void sl_rerank_handle(struct sl_exchange *x);
 void sl_models_handle(struct sl_exchange *x);
 void sl_health_handle(struct sl_exchange *x);
 void sl_metrics_handle(struct sl_exchange *x);

@@ -75,6 +75,24 @@ static void on_dashscope_embeddings(struct sim_loop *l, struct evhttp_request *r
     sl_sim_embed_dashscope(l, req);
 }
 
+static void on_rerank(struct sim_loop *l, struct evhttp_request *req, const char *arg,
+                      const struct sim_wire *wire)
+{
+    sl_sim_rerank_jina(l, req);
+}
+
+static void on_cohere_rerank(struct sim_loop *l, struct evhttp_request *req, const char *arg,
+                             const struct sim_wire *wire)
+{
+    sl_sim_rerank_cohere(l, req);
+}
+
+static void on_dashscope_rerank(struct sim_loop *l, struct evhttp_request *req, const char *arg,
+                                const struct sim_wire *wire)
+{
+    sl_sim_rerank_dashscope(l, req);
+}
+
 static void on_health(struct sim_loop *l, struct evhttp_request *req, const char *arg,
                       const struct sim_wire *wire)
 {
@@ -98,6 +116,7 @@ static void on_models(struct sim_loop *l, struct evhttp_request *req, const char
 #define ANY_FORMAT SL_SIM_FORMAT_ALL
 #define OPENAI     SL_SIM_FORMAT_OPENAI
 #define DASHSCOPE_EMBEDDINGS "/api/v1/services/embeddings/text-embedding/text-embedding"
+#define DASHSCOPE_RERANK     "/api/v1/services/rerank/text-rerank/text-rerank"
 
 /* To add a route: a row here (a new wire format brings its chat path and its format bit),
  * a test, a line in docs/sim.md. A prefix row takes the rest of the path as its argument.
@@ -117,6 +136,9 @@ static const struct route {
     {EVHTTP_REQ_POST, "/v1/chat/completions", 0, on_chat, &sl_sim_openai, OPENAI},
     {EVHTTP_REQ_POST, "/v1/embeddings", 0, on_embeddings, &sl_sim_openai, OPENAI},
     {EVHTTP_REQ_POST, DASHSCOPE_EMBEDDINGS, 0, on_dashscope_embeddings, &sl_sim_dashscope, OPENAI},
+    {EVHTTP_REQ_POST, "/v1/rerank", 0, on_rerank, &sl_sim_openai, OPENAI},
+    {EVHTTP_REQ_POST, "/v2/rerank", 0, on_cohere_rerank, &sl_sim_openai, OPENAI},
+    {EVHTTP_REQ_POST, DASHSCOPE_RERANK, 0, on_dashscope_rerank, &sl_sim_dashscope, OPENAI},
     {EVHTTP_REQ_POST, "/v1/messages", 0, on_chat, &sl_sim_anthropic, SL_SIM_FORMAT_ANTHROPIC},
     {EVHTTP_REQ_POST, "/v1beta/models/", 1, on_gemini, &sl_sim_gemini, SL_SIM_FORMAT_GEMINI},
 };

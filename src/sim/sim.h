@@ -48,4 +48,11 @@ extern const char *const sl_sim_models[];
  * normalised again (dims: 1024 when M contains "large", else 256). */
 void sl_sim_embed(const char *text, size_t len, float *out, int dims);
 
+/* The simulator's relevance of doc to query, in [0, 1]: with Q and D the sets of
+ * distinct features of each text (lower-cased words of ASCII letters and digits or
+ * other non-CJK letters; adjacent-character bigrams of CJK runs, a lone CJK character
+ * as itself; "@sim:" tokens skipped), 0.9 * |Q & D| / |Q| + 0.1 * |Q & D| / |D|, and 0
+ * when either set is empty. docs/sim.md has the exact rules. */
+double sl_sim_rerank_score(const char *query, const char *doc);
+
 #endif

@@ -254,6 +254,12 @@ void sl_sim_embed_dashscope(struct sim_loop *l, struct evhttp_request *req);
 void sl_sim_embed_gemini(struct sim_loop *l, struct evhttp_request *req, const char *model,
                          int batch);
 
+/* The rerank endpoints (sim_rerank.c): Jina-style /v1/rerank, Cohere /v2/rerank and
+ * DashScope's native text-rerank path. */
+void sl_sim_rerank_jina(struct sim_loop *l, struct evhttp_request *req);
+void sl_sim_rerank_cohere(struct sim_loop *l, struct evhttp_request *req);
+void sl_sim_rerank_dashscope(struct sim_loop *l, struct evhttp_request *req);
+
 /* Appends the OpenAI model list (GET /v1/models) or one model (id non-NULL). */
 int sl_sim_openai_models(const char *id, struct sl_buf *out);
 

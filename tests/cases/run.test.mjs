@@ -21,7 +21,7 @@
 //   Several upstream requests per case (embeddings batches): upstream.responses = [{match_raw,
 //   response_status, response_headers, response_file, delivery}], each request answered by the
 //   first entry whose regex matches its raw body (then every request is checked, not only the
-//   first); route.provider_extra / route.model_extra: more keys for the case's provider / model
+//   first; an entry with `nth` answers only the nth request of the case, for retries); route.provider_extra / route.model_extra: more keys for the case's provider / model
 //   ({{BASE_URL}} = the provider's base_url).
 
 import { test, before, after } from 'node:test';
@@ -118,7 +118,8 @@ function yamlExtra(extra, base) {
 function replyFor(c) {
   return (rec) => {
     const raw = rec.body.toString('utf8');
-    const r = c.upstream.responses.find((x) => new RegExp(x.match_raw ?? '').test(raw));
+    const nth = c.upRoute.requests.length; // this request's number, from 1 (retries)
+    const r = c.upstream.responses.find((x) => new RegExp(x.match_raw ?? '').test(raw) && (x.nth === undefined || x.nth === nth));
     if (!r) return { status: 599, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"error":{"message":"no response of this case matches the request","type":"test"}}'), delivery: {} };
     return { status: r.response_status ?? 200, headers: r.response_headers ?? {}, body: r.body, delivery: r.delivery ?? {} };
   };
