@@ -197,20 +197,46 @@ static void start_answer(struct sl_exchange *x, struct kb_req *r)
     sl_plan_start(x, p);
 }
 
+/* /v1/kb/NAME/chat needs no model: the knowledge base names its answer model. */
+static char *with_model(struct sl_exchange *x, const char *body, size_t *len, const char *model)
+{
+    cJSON *o = cJSON_ParseWithLength(body, *len);
+    char *out = NULL;
+    if (cJSON_IsObject(o) && !cJSON_GetObjectItemCaseSensitive(o, "model") &&
+        cJSON_AddStringToObject(o, "model", model)) {
+        char *printed = cJSON_PrintUnformatted(o);
+        if (printed) {
+            *len = strlen(printed);
+            out = sl_arena_strndup(x->arena, printed, *len);
+        }
+        cJSON_free(printed);
+    }
+    cJSON_Delete(o);
+    return out;
+}
+
 static void start_chat(struct sl_exchange *x, const char *kb, size_t kblen)
 {
     size_t len;
     const char *body = sl_exchange_body(x, &len);
     struct sl_error e;
-    cJSON *req = sl_openai_client.decode_request(body ? body : "", len, &e);
+    snprintf(x->row.model, sizeof(x->row.model), "kb:%.*s", (int)kblen, kb);
+    char *filled = with_model(x, body ? body : "", &len, x->row.model);
+    body = filled ? filled : body ? body : "";
+    cJSON *req = sl_openai_client.decode_request(body, len, &e);
     if (!req) {
         sl_exchange_send_error(x, &sl_openai_client, &e);
         return;
     }
     cJSON_Delete(req); /* checked here; the KB thread reads its own copy */
-    snprintf(x->row.model, sizeof(x->row.model), "kb:%.*s", (int)kblen, kb);
     struct kb_req *r = req_new(x, KB_CHAT, kb, kblen);
     if (!r) {
+        sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
+        return;
+    }
+    r->body = sl_arena_strndup(r->a, body, len);
+    r->len = len;
+    if (!r->body) {
         sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);
         return;
     }
