@@ -13,6 +13,12 @@ static const struct kb_command {
     const char *summary;
 } kb_commands[] = {
     {"chunk", cmd_kb_chunk, "preview how a document is chunked (stores nothing)"},
+    {"create", cmd_kb_create, "create a knowledge base"},
+    {"add", cmd_kb_add, "add documents (files or folders)"},
+    {"list", cmd_kb_list, "list the knowledge bases"},
+    {"rm", cmd_kb_rm, "delete a knowledge base, or documents of one"},
+    {"search", cmd_kb_search, "ranked chunks for a question, with each stage's scores"},
+    {"eval", cmd_kb_eval, "recall@5/@50, MRR@5, nDCG@5, latency and cost over a question set"},
 };
 
 static void usage(FILE *out)

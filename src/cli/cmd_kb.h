@@ -4,5 +4,11 @@
 #define SL_CMD_KB_H
 
 int cmd_kb_chunk(int argc, char **argv);
+int cmd_kb_create(int argc, char **argv);
+int cmd_kb_add(int argc, char **argv);
+int cmd_kb_list(int argc, char **argv);
+int cmd_kb_rm(int argc, char **argv);
+int cmd_kb_search(int argc, char **argv);
+int cmd_kb_eval(int argc, char **argv);
 
 #endif

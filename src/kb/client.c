@@ -113,10 +113,25 @@ static char *embed_body(const char *model, const char *const *texts, const size_
     return b.ptr;
 }
 
-static int read_vectors(struct sl_kb_client *c, const char *reply, size_t n, float *out,
-                        int *dim)
+static void count_tokens(struct sl_kb_client *c, const char *stage, const cJSON *root)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    int64_t t = sl_json_int(u, "total_tokens", sl_json_int(u, "prompt_tokens", 0));
+    if (!stage)
+        return;
+    if (strcmp(stage, "recall") == 0)
+        c->recall_tokens += t;
+    else if (strcmp(stage, "rerank") == 0)
+        c->rerank_tokens += t;
+    else
+        c->ingest_tokens += t;
+}
+
+static int read_vectors(struct sl_kb_client *c, const char *stage, const char *reply, size_t n,
+                        float *out, int *dim)
 {
     cJSON *root = cJSON_Parse(reply);
+    count_tokens(c, stage, root);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data"), *item;
     size_t got = 0;
     int rc = cJSON_GetArraySize(data) == (int)n ? 0 : -1;
@@ -158,7 +173,7 @@ int sl_kbc_embed(struct sl_kb_client *c, const char *model, const char *stage,
             snprintf(c->err, sizeof(c->err), "an embeddings batch is too large");
         float *part = rc ? NULL : malloc(cnt * SL_KB_MAX_DIM * sizeof(float));
         int d = *dim;
-        rc = rc || !part || read_vectors(c, reply.ptr ? reply.ptr : "", cnt, part, &d) ? -1 : 0;
+        rc = rc || !part || read_vectors(c, stage, reply.ptr ? reply.ptr : "", cnt, part, &d) ? -1 : 0;
         if (!rc && !all) {
             *dim = d;
             all = malloc(n * (size_t)d * sizeof(float));
@@ -194,6 +209,7 @@ int sl_kbc_rerank(struct sl_kb_client *c, const char *model, const char *query,
     if (bad)
         snprintf(c->err, sizeof(c->err), "the rerank request is too large");
     cJSON *root = rc ? NULL : cJSON_Parse(reply.ptr ? reply.ptr : "");
+    count_tokens(c, "rerank", root);
     const cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "results"), *r;
     for (size_t i = 0; i < n; i++)
         scores[i] = -1;

@@ -19,6 +19,7 @@ struct sl_kb_client {
     const char *extra_tags; /* the client's own tags, "a=b,c=d", or NULL */
     void *curl;             /* reused across calls (keep-alive) */
     int64_t calls;          /* model calls made */
+    int64_t recall_tokens, rerank_tokens, ingest_tokens; /* as the replies' usage reported */
     int status;             /* HTTP status of the last call (0: none) */
     char err[512];
 };

@@ -120,6 +120,7 @@ static struct kb_req *req_new(struct sl_exchange *x, enum kb_op op, const char *
     snprintf(r->self_url, sizeof(r->self_url), "%s", x->w->srv->self_url);
     snprintf(r->token, sizeof(r->token), "%s", x->w->srv->kb_token);
     r->cfg = x->snap->cfg;
+    r->catalog = x->snap->catalog;
     return r->body ? r : NULL;
 }
 

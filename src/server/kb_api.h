@@ -29,6 +29,7 @@ struct kb_req {
     char self_url[64];
     char token[65];
     const struct sl_config *cfg; /* the exchange's snapshot (alive while x is) */
+    const struct sl_catalog *catalog;
     /* results */
     struct sl_error e;          /* e.status != 0: answer with this error */
     int status;
@@ -36,6 +37,7 @@ struct kb_req {
     char *answer;               /* KB_CHAT: the answer model's request body (a) */
     char *sources;              /* KB_CHAT: the sources JSON array (a) */
     char answer_model[SL_MAX_NAME];
+    int64_t recall_tokens, rerank_tokens; /* KB_SEARCH: what the stages' model calls used */
 };
 
 /* Runs r on a KB thread (kb_jobs.c). */

@@ -15,6 +15,8 @@
 #include "kb/ingest.h"
 #include "kb/retrieve.h"
 #include "kb/store.h"
+#include "meter/cost.h"
+#include "meter/ledger.h"
 #include "server/internal.h"
 #include "server/kb_api.h"
 
@@ -361,6 +363,26 @@ static void search_opts(const cJSON *o, const struct sl_kb *kb, struct sl_kb_sea
     so->rerank = sl_json_bool(o, "rerank", so->rerank);
 }
 
+/* ,"STAGE":{"model":..,"tokens":N,"cost":"0.000123","currency":"USD"} by the catalog's
+ * price of the model (a group's deployment is not known here: cost null). */
+static void stage_usage(struct kb_req *r, const char *stage, const char *model, int64_t tokens)
+{
+    const struct sl_model_cfg *m = model[0] ? sl_config_find_model(r->cfg, model) : NULL;
+    struct sl_usage_row row = {.prompt_tokens = tokens};
+    char cost[32] = "null";
+    if (m) {
+        sl_cost_row(r->catalog, m, &row);
+        if (row.price_known) {
+            cost[0] = '"';
+            sl_cost_format(row.cost_micros, cost + 1, sizeof(cost) - 2);
+            strcat(cost, "\"");
+        }
+    }
+    sl_buf_printf(&r->out, "%s\"%s\":{\"tokens\":%lld,\"cost\":%s,\"currency\":\"%s\"}",
+                  strcmp(stage, "recall") ? "," : "", stage, (long long)tokens, cost,
+                  m && row.price_known ? row.currency : "");
+}
+
 static int run_search(struct kb_req *r, sqlite3 *db, const struct sl_kb *kb, const char *q,
                       const cJSON *o, struct sl_kb_results *res)
 {
@@ -372,6 +394,8 @@ static int run_search(struct kb_req *r, sqlite3 *db, const struct sl_kb *kb, con
     int rc = sl_kb_search(db, &c, kb, q, &so, r->a, res, err, sizeof(err));
     if (rc)
         fail(r, c.status >= 400 || c.status == 0 ? 502 : 400, "upstream_error", NULL, "%s", err);
+    r->recall_tokens = c.recall_tokens;
+    r->rerank_tokens = c.rerank_tokens;
     sl_kbc_release(&c);
     return rc;
 }
@@ -392,6 +416,11 @@ static void do_search(struct kb_req *r, sqlite3 *db)
                                "\"data\":",
                       res.reranked ? "true" : "false", res.recall_ms, res.rerank_ms);
         sl_kb_sources_json(res.top, res.ntop, &r->out);
+        sl_buf_puts(&r->out, ",\"usage\":{");
+        stage_usage(r, "recall", kb.embed_model, r->recall_tokens);
+        stage_usage(r, "rerank", res.reranked ? kb.rerank_model : "",
+                    r->rerank_tokens);
+        sl_buf_puts(&r->out, "}");
         if (sl_json_bool(o, "candidates", 0)) {
             sl_buf_puts(&r->out, ",\"candidates\":");
             sl_kb_sources_json(res.candidates, res.ncandidates, &r->out);
