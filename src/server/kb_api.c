@@ -299,7 +299,8 @@ static void route_kb(struct sl_exchange *x, enum evhttp_cmd_type m, const char *
         op = KB_DOC_DELETE, write = 1;
     else if (strcmp(sub, "search") == 0 && m == EVHTTP_REQ_POST)
         op = KB_SEARCH;
-    else if (strcmp(sub, "chat") == 0 && m == EVHTTP_REQ_POST) {
+    else if ((strcmp(sub, "chat") == 0 || strcmp(sub, "chat/completions") == 0) &&
+             m == EVHTTP_REQ_POST) { /* the second: an SDK with baseURL .../v1/kb/NAME */
         start_chat(x, rest, kblen);
         return;
     } else {
