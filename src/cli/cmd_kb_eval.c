@@ -30,6 +30,7 @@ static void help(FILE *out)
 struct question {
     char *q, *doc;
     int64_t start, end;
+    int bytes; /* start and end are byte offsets (byte_start, byte_end) */
 };
 
 struct variant {
@@ -52,8 +53,9 @@ struct eval {
 
 static int relevant(const cJSON *h, const struct question *q)
 {
-    return strcmp(sl_json_str(h, "document", ""), q->doc) == 0 &&
-           sl_json_int(h, "start", 0) < q->end && sl_json_int(h, "end", 0) > q->start;
+    const char *s = q->bytes ? "byte_start" : "start", *e = q->bytes ? "byte_end" : "end";
+    return strcmp(sl_json_str(h, "document", ""), q->doc) == 0 && sl_json_int(h, s, 0) < q->end &&
+           sl_json_int(h, e, 0) > q->start;
 }
 
 static int by_double(const void *a, const void *b)
@@ -200,9 +202,11 @@ static int load(const char *path, struct eval *e)
         const char *q = sl_json_str(o, "question", NULL), *doc = sl_json_str(o, "document", NULL);
         if (!o && strspn(line, " \t\r\n") == (size_t)len)
             continue;
-        if (!q || !doc || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "start")) ||
-            !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "end"))) {
-            fprintf(stderr, "sluice kb eval: %s:%zu: a line needs question, document, start, end\n",
+        int bytes = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "byte_start"));
+        if (!q || !doc || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, bytes ? "byte_start" : "start")) ||
+            !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, bytes ? "byte_end" : "end"))) {
+            fprintf(stderr, "sluice kb eval: %s:%zu: a line needs question, document, and start, end "
+                            "(characters) or byte_start, byte_end\n",
                     path, lineno);
             cJSON_Delete(o);
             free(line);
@@ -213,8 +217,9 @@ static int load(const char *path, struct eval *e)
             room = room ? room * 2 : 64;
             e->qs = realloc(e->qs, room * sizeof(*e->qs));
         }
-        e->qs[e->n++] = (struct question){strdup(q), strdup(doc), sl_json_int(o, "start", 0),
-                                          sl_json_int(o, "end", 0)};
+        e->qs[e->n++] = (struct question){strdup(q), strdup(doc),
+                                          sl_json_int(o, bytes ? "byte_start" : "start", 0),
+                                          sl_json_int(o, bytes ? "byte_end" : "end", 0), bytes};
         cJSON_Delete(o);
     }
     free(line);

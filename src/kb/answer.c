@@ -117,8 +117,10 @@ int sl_kb_sources_json(const struct sl_kb_hit *hits, size_t n, struct sl_buf *ou
               sl_json_quote(out, h->doc, strlen(h->doc)) || sl_buf_puts(out, ",\"heading\":") ||
               sl_json_quote(out, h->heading, strlen(h->heading)) || sl_buf_puts(out, ",\"text\":") ||
               sl_json_quote(out, h->text, strlen(h->text)) ||
-              sl_buf_printf(out, ",\"start\":%lld,\"end\":%lld,\"ordinal\":%d,\"scores\":{\"rrf\":%.6g",
-                            (long long)h->start, (long long)h->end, h->ordinal, h->rrf) ||
+              sl_buf_printf(out, ",\"start\":%lld,\"end\":%lld,\"byte_start\":%lld,\"byte_end\":%lld,"
+                                 "\"ordinal\":%d,\"scores\":{\"rrf\":%.6g",
+                            (long long)h->start, (long long)h->end, (long long)h->byte_start,
+                            (long long)h->byte_end, h->ordinal, h->rrf) ||
               num(out, "vector", h->vec_score, h->vec_rank > 0) ||
               num(out, "bm25", h->bm25_score, h->bm25_rank > 0) ||
               sl_buf_printf(out, ",\"vector_rank\":%d,\"bm25_rank\":%d", h->vec_rank, h->bm25_rank) ||

@@ -43,6 +43,7 @@ struct sl_kb_hit {
     const char *heading;            /* heading path, " > " separated ("" = none) */
     const char *text;
     int64_t start, end;             /* character offsets in the extracted document text */
+    int64_t byte_start, byte_end;   /* the same in bytes */
     int ordinal;
     int vec_rank, bm25_rank;        /* 1-based; 0 = not found by that retriever */
     double vec_score, bm25_score;   /* cosine; FTS5 bm25 (lower is better, as SQLite gives it) */

@@ -543,7 +543,7 @@ static const char *dup_col(sqlite3_stmt *st, int col, struct sl_arena *a)
 int sl_kbs_chunk_fill(sqlite3 *db, struct sl_kb_hit *h, struct sl_arena *arena, char *err,
                       size_t errlen)
 {
-    sqlite3_stmt *st = prep(db, "SELECT c.doc, d.name, c.heading, c.text, c.cstart, c.cend, c.ordinal"
+    sqlite3_stmt *st = prep(db, "SELECT c.doc, d.name, c.heading, c.text, c.cstart, c.cend, c.ordinal, c.start, c.end"
                                 " FROM kb_chunk c JOIN kb_document d ON d.id = c.doc WHERE c.id = ?",
                             err, errlen);
     if (!st)
@@ -558,6 +558,8 @@ int sl_kbs_chunk_fill(sqlite3 *db, struct sl_kb_hit *h, struct sl_arena *arena, 
         h->start = sqlite3_column_int64(st, 4);
         h->end = sqlite3_column_int64(st, 5);
         h->ordinal = sqlite3_column_int(st, 6);
+        h->byte_start = sqlite3_column_int64(st, 7);
+        h->byte_end = sqlite3_column_int64(st, 8);
         if (!h->doc || !h->heading || !h->text)
             result = -1;
     } else {
