@@ -325,7 +325,8 @@ static void route_kb(struct sl_exchange *x, enum evhttp_cmd_type m, const char *
 void sl_kb_handle(struct sl_exchange *x)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(x->req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : "";
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    path = path ? path : "/";
     enum evhttp_cmd_type m = evhttp_request_get_command(x->req);
     size_t len;
     sl_exchange_body(x, &len);
@@ -346,5 +347,9 @@ void sl_kb_handle(struct sl_exchange *x)
             submit(x, r);
         return;
     }
-    route_kb(x, m, path + strlen("/v1/kb/"));
+    if (strncmp(path, "/v1/kb/", 7) != 0) {
+        sl_exchange_error(x, 404, "invalid_request_error", "no such endpoint", NULL, "unknown_url");
+        return;
+    }
+    route_kb(x, m, path + 7);
 }
