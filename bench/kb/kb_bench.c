@@ -14,6 +14,7 @@
 #include "kb/kb.h"
 #include "kb/lexical.h"
 #include "kb/rank.h"
+#include "kb/retrieve.h"
 #include "kb/store.h"
 #include "kb/vec.h"
 
@@ -65,17 +66,48 @@ static void report(const char *what, double *ms, int n)
     printf("| %s | %.2f | %.2f | %.2f | %.2f |\n", what, ms[n / 2], ms[(int)(n * 0.99)], sum / n, ms[n - 1]);
 }
 
-static const char *const words[] = {"retry", "budget", "breaker", "cache", "stream", "token",
-    "deployment", "latency", "provider", "model", "route", "ledger", "price", "key", "limit",
-    "chunk", "vector", "rerank", "answer", "source", "python", "module", "function", "class",
-    "合同", "付款", "违约", "责任", "期限", "租金", "押金", "服务", "保密", "数据", "软件", "包管理"};
-#define NWORDS (sizeof(words) / sizeof(words[0]))
+/* A Zipf-distributed vocabulary of VOCAB synthetic words, half Latin and half CJK
+ * bigram pairs, so that term frequencies look like a real corpus's. */
+#define VOCAB 30000
+static char vocab[VOCAB][16];
+static double zipf_cdf[VOCAB];
+
+static void make_vocab(void)
+{
+    static const char *const han[] = {"合", "同", "付", "款", "违", "约", "责", "任", "期", "限", "租",
+                                      "金", "押", "服", "务", "保", "密", "数", "据", "软", "件", "包"};
+    double sum = 0;
+    for (int i = 0; i < VOCAB; i++) {
+        if (i % 2)
+            snprintf(vocab[i], sizeof(vocab[i]), "%s%s", han[(i / 2) % 22], han[(i / 44) % 22]);
+        else
+            snprintf(vocab[i], sizeof(vocab[i]), "w%xq%x", i * 7919 % 65521, i);
+        sum += 1.0 / (i + 1);
+        zipf_cdf[i] = sum;
+    }
+    for (int i = 0; i < VOCAB; i++)
+        zipf_cdf[i] /= sum;
+}
+
+static const char *word(void)
+{
+    double u = (double)(next() >> 11) / 9007199254740992.0;
+    int lo = 0, hi = VOCAB - 1;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (zipf_cdf[mid] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return vocab[lo];
+}
 
 static void text_of(char *out, size_t cap, int nwords)
 {
     size_t n = 0;
     for (int i = 0; i < nwords && n + 32 < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, "%s%s", words[next() % NWORDS], i % 9 == 8 ? "。" : " ");
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", word(), i % 9 == 8 ? "。" : " ");
 }
 
 int main(void)
@@ -85,6 +117,7 @@ int main(void)
     int nq = getenv("QUERIES") ? atoi(getenv("QUERIES")) : 300;
     const char *db_path = getenv("DB") ? getenv("DB") : "/tmp/sluice-kb-bench.db";
     char url[512], err[512];
+    make_vocab();
     printf("N = %zu chunks, %d dimensions, %d queries, k = %d, one thread\n\n", n, dim, nq, K);
 
     /* ---- vectors ---- */
@@ -129,9 +162,28 @@ int main(void)
             for (int j = 0; j < K; j++)
                 overlap += hits8[i].id == top32[q][j];
     }
+    free(ix.q8);
+    ix.q8 = NULL;
+    double tb = now_ms();
+    sl_vec_binarise(&ix);
+    double binarise_ms = now_ms() - tb;
+    long rss3 = rss_kb();
+    double *msb = malloc((size_t)nq * sizeof(double)), overlap_b = 0;
+    int first_b = 0;
+    for (int q = 0; q < nq; q++) {
+        double t0 = now_ms();
+        sl_vec_search(&ix, qs + (size_t)q * (size_t)dim, K, hits8);
+        msb[q] = now_ms() - t0;
+        first_b += hits8[0].id == top32[q][0];
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++)
+                overlap_b += hits8[i].id == top32[q][j];
+    }
     printf("| stage 1 part | p50 ms | p99 ms | mean ms | max ms |\n|---|---|---|---|---|\n");
-    report("vector scan, float32", ms, nq);
+    report("vector scan, float32 (exact)", ms, nq);
     report("vector scan, int8 + float32 rescore of 4k", ms8, nq);
+    report("vector scan, sign bits + float32 rescore of 2000 (the index's mode at >= 20k rows)", msb, nq);
+    free(msb);
 
     /* ---- FTS5 and the store ---- */
     unlink(db_path);
@@ -151,7 +203,7 @@ int main(void)
     snprintf(kb.embed_model, sizeof(kb.embed_model), "bench-embed");
     snprintf(kb.answer_model, sizeof(kb.answer_model), "bench-answer");
     snprintf(kb.profile, sizeof(kb.profile), "auto");
-    struct sl_kb_doc doc = {.bytes = 1};
+    struct sl_kb_doc doc = {.bytes = 1, .chunks = (int64_t)n};
     snprintf(doc.name, sizeof(doc.name), "corpus");
     snprintf(doc.type, sizeof(doc.type), "text");
     snprintf(doc.profile, sizeof(doc.profile), "default");
@@ -174,17 +226,15 @@ int main(void)
     }
     sl_kbs_commit(db);
     double insert_ms = now_ms() - t0;
-    int64_t *ids = malloc(K * sizeof(int64_t));
+    int64_t *ids = malloc(K * sizeof(int64_t)), bm25_hits = 0;
     double *scores = malloc(K * sizeof(double));
     for (int q = 0; q < nq; q++) {
         char question[256];
         text_of(question, sizeof(question), 4);
-        struct sl_buf match = SL_BUF_INIT(4096);
         double t1 = now_ms();
-        sl_kb_fts_query(question, strlen(question), 64, &match);
-        sl_kbs_fts(db, kb.id, match.ptr, K, ids, scores, err, sizeof(err));
+        int got = sl_kb_bm25(db, &kb, question, K, ids, scores, err, sizeof(err));
         ms[q] = now_ms() - t1;
-        sl_buf_release(&match);
+        bm25_hits += got > 0 ? got : 0;
         /* fusion with the vector list and reading the candidates back */
         struct sl_arena *a = sl_arena_new();
         struct sl_kb_hit fused[2 * K];
@@ -195,13 +245,13 @@ int main(void)
             vs[i] = 0.5;
         }
         double t2 = now_ms();
-        size_t m = sl_kb_rrf(vids, vs, K, ids, scores, K, fused, K);
+        size_t m = sl_kb_rrf(vids, vs, K, ids, scores, got > 0 ? (size_t)got : 0, fused, K);
         for (size_t i = 0; i < m; i++)
             sl_kbs_chunk_fill(db, &fused[i], a, err, sizeof(err));
         ms8[q] = now_ms() - t2;
         sl_arena_free(a);
     }
-    report("BM25 (FTS5 MATCH over CJK bigrams and words), top 50", ms, nq);
+    report("BM25 (FTS5 over CJK bigrams and words, common terms dropped), top 50", ms, nq);
     report("RRF fusion + reading 50 chunks back", ms8, nq);
 
     /* ---- loading vectors from the store (a sample) ---- */
@@ -219,12 +269,17 @@ int main(void)
            (double)n / (insert_ms / 1000), n, insert_ms / 1000);
     printf("| index load from SQLite | %.0f vectors/s (%zu in %.0f ms) |\n", (double)loaded.n / (load_ms / 1000),
            loaded.n, load_ms);
+    printf("| BM25 hits per query (of 50) | %.1f |\n", (double)bm25_hits / nq);
     printf("| int8 copy build | %.0f ms |\n", quantise_ms);
     printf("| memory per chunk, float32 index | %zu bytes (vector %d + id 8); RSS grew %.0f bytes/chunk |\n",
            (size_t)dim * 4 + 8, dim * 4, (double)(rss1 - rss0) * 1024 / (double)n);
     printf("| memory per chunk, int8 copy | +%d bytes; RSS grew %.0f bytes/chunk |\n", dim,
            (double)(rss2 - rss1) * 1024 / (double)n);
     printf("| int8 top-50 agreement with float32 | %.1f%% |\n", 100.0 * overlap / ((double)nq * K));
+    printf("| sign-bit copy build | %.0f ms; +%d bytes per chunk; RSS grew %.0f bytes/chunk |\n", binarise_ms,
+           (dim + 63) / 64 * 8, (double)(rss3 - rss2 + (long)(n * (size_t)dim / 1024)) * 1024 / (double)n);
+    printf("| sign-bit top-50 agreement with float32 | %.1f%% (top-1 %.1f%%) |\n",
+           100.0 * overlap_b / ((double)nq * K), 100.0 * first_b / nq);
     sl_vec_index_release(&loaded);
     sl_vec_index_release(&ix);
     sl_kbs_close(db);

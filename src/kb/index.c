@@ -63,7 +63,7 @@ struct sl_kb_index *sl_kb_index_get(sqlite3 *db, int64_t kb, const char *model, 
     e->rev = rev;
     snprintf(e->model, sizeof(e->model), "%s", model);
     if (sl_kbs_load_index(db, kb, model, dim, &e->v, err, errlen) ||
-        (e->v.n >= SL_KB_QUANTISE_ROWS && sl_vec_quantise(&e->v))) {
+        (e->v.n >= SL_KB_BINARY_ROWS && sl_vec_binarise(&e->v))) {
         sl_vec_index_release(&e->v);
         free(e);
         return NULL;

@@ -11,8 +11,9 @@
 typedef struct sqlite3 sqlite3;
 struct sl_kb_index;
 
-/* Rows at or above which an int8 copy is built for the scan. */
-#define SL_KB_QUANTISE_ROWS 20000
+/* Rows at or above which the sign bits are built and the scan prefilters on them (then
+ * rescores in float32): below it the exact float32 scan is already fast. */
+#define SL_KB_BINARY_ROWS 20000
 
 /* The index of (kb, model, dim) at revision rev, loaded from db when missing or stale.
  * NULL with err filled on failure. Release with sl_kb_index_release. */

@@ -3,6 +3,7 @@
 #include "kb/lexical.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* One code point at s (n bytes left): its value and byte length; -1 for a bad byte. */
@@ -122,28 +123,40 @@ static int seen(const char *list, size_t list_len, const char *t, size_t n)
     return 0;
 }
 
-int sl_kb_fts_query(const char *text, size_t len, int max_terms, struct sl_buf *out)
+int sl_kb_distinct_terms(const char *text, size_t len, int max, struct sl_buf *out, size_t *off,
+                         size_t *lens)
 {
-    struct sl_buf all = SL_BUF_INIT(len * 4 + 64);
-    if (sl_kb_terms(text, len, &all)) {
-        sl_buf_release(&all);
+    if (sl_kb_terms(text, len, out))
         return -1;
-    }
-    int n = 0, rc = 0;
-    const char *p = all.ptr;
-    size_t total = all.len;
-    for (size_t i = 0; p && i < total && n < max_terms;) {
+    int n = 0;
+    const char *p = out->ptr;
+    size_t total = out->len;
+    for (size_t i = 0; p && i < total && n < max;) {
         const char *sp = memchr(p + i, ' ', total - i);
         size_t tl = sp ? (size_t)(sp - (p + i)) : total - i;
         if (tl && !seen(p, i ? i - 1 : 0, p + i, tl)) {
-            if ((n++ && sl_buf_puts(out, " OR ")) || sl_buf_puts(out, "\"") ||
-                sl_buf_append(out, p + i, tl) || sl_buf_puts(out, "\"")) {
-                rc = -1;
-                break;
-            }
+            off[n] = i;
+            lens[n++] = tl;
         }
         i += tl + 1;
     }
+    return n;
+}
+
+int sl_kb_fts_query(const char *text, size_t len, int max_terms, struct sl_buf *out)
+{
+    struct sl_buf all = SL_BUF_INIT(len * 4 + 64);
+    size_t *off = malloc((size_t)(max_terms > 0 ? max_terms : 1) * sizeof(size_t));
+    size_t *lens = malloc((size_t)(max_terms > 0 ? max_terms : 1) * sizeof(size_t));
+    int n = off && lens ? sl_kb_distinct_terms(text, len, max_terms, &all, off, lens) : -1;
+    for (int i = 0; i < n; i++)
+        if ((i && sl_buf_puts(out, " OR ")) || sl_buf_puts(out, "\"") ||
+            sl_buf_append(out, all.ptr + off[i], lens[i]) || sl_buf_puts(out, "\"")) {
+            n = -1;
+            break;
+        }
+    free(off);
+    free(lens);
     sl_buf_release(&all);
-    return rc ? -1 : n;
+    return n;
 }

@@ -14,6 +14,11 @@
  * Returns 0, or -1 when out is full. */
 int sl_kb_terms(const char *text, size_t len, struct sl_buf *out);
 
+/* The distinct terms of text, at most max: term i is out->ptr + off[i], len[i] bytes
+ * (out holds the terms space-separated). Returns the count, or -1 when out is full. */
+int sl_kb_distinct_terms(const char *text, size_t len, int max, struct sl_buf *out, size_t *off,
+                         size_t *lens);
+
 /* An FTS5 MATCH expression that ORs the distinct terms of a question, each quoted
  * (at most max_terms). Returns the number of terms written (0: nothing to match), or -1
  * when out is full. */

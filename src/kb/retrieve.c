@@ -62,14 +62,45 @@ static int recall_vectors(sqlite3 *db, struct sl_kb_client *c, const struct sl_k
     return rc;
 }
 
+/* Terms in more than this share of the chunks (of every knowledge base in the store) are
+ * left out of the BM25 query when rarer ones exist: they rank almost nothing and would
+ * make FTS5 score nearly every row ("the", "是"). */
+#define COMMON_SHARE 0.15
+
+int sl_kb_bm25(sqlite3 *db, const struct sl_kb *kb, const char *q, int k, int64_t *ids,
+               double *scores, char *err, size_t errlen)
+{
+    struct sl_buf all = SL_BUF_INIT(strlen(q) * 4 + 64), match = SL_BUF_INIT(64 * 1024);
+    size_t off[MAX_QUERY_TERMS], lens[MAX_QUERY_TERMS];
+    const char *terms[MAX_QUERY_TERMS];
+    int64_t docs[MAX_QUERY_TERMS], total = 0;
+    int nt = sl_kb_distinct_terms(q, strlen(q), MAX_QUERY_TERMS, &all, off, lens), got = 0, kept = 0;
+    for (int i = 0; i < nt; i++)
+        terms[i] = all.ptr + off[i];
+    if (nt > 0 && sl_kbs_term_docs(db, kb->id, terms, lens, nt, docs, &total, err, errlen))
+        got = -1;
+    int rare = 0;
+    for (int i = 0; i < nt && got == 0; i++)
+        rare += docs[i] > 0 && (double)docs[i] <= COMMON_SHARE * (double)total;
+    for (int i = 0; i < nt && got == 0; i++) {
+        if (docs[i] == 0 || (rare && (double)docs[i] > COMMON_SHARE * (double)total))
+            continue;
+        if ((kept++ && sl_buf_puts(&match, " OR ")) || sl_buf_puts(&match, "\"") ||
+            sl_buf_append(&match, terms[i], lens[i]) || sl_buf_puts(&match, "\""))
+            got = -1;
+    }
+    if (got == 0 && kept > 0)
+        got = sl_kbs_fts(db, kb->id, match.ptr, k, ids, scores, err, errlen);
+    sl_buf_release(&all);
+    sl_buf_release(&match);
+    return got;
+}
+
 static int recall_bm25(sqlite3 *db, const struct sl_kb *kb, const char *q,
                        const struct sl_kb_search_opts *o, int64_t *ids, double *scores, size_t *n,
                        char *err, size_t errlen)
 {
-    struct sl_buf match = SL_BUF_INIT(64 * 1024);
-    int terms = sl_kb_fts_query(q, strlen(q), MAX_QUERY_TERMS, &match);
-    int got = terms > 0 ? sl_kbs_fts(db, kb->id, match.ptr, o->recall_k, ids, scores, err, errlen) : 0;
-    sl_buf_release(&match);
+    int got = sl_kb_bm25(db, kb, q, o->recall_k, ids, scores, err, errlen);
     *n = got > 0 ? (size_t)got : 0;
     return got < 0 ? -1 : 0;
 }

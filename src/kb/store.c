@@ -15,6 +15,9 @@
 #include "kb/vec.h"
 #include "store/store.h"
 
+/* The FTS5 term of a knowledge base's chunks: a word no text yields (digits after "q"). */
+#define KB_TERM "sluicekbq%lld"
+
 static int fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "kb store: %s: %s", what, sqlite3_errmsg(db));
@@ -386,7 +389,10 @@ int sl_kbs_chunk_insert(sqlite3 *db, int64_t kb, int64_t doc, const struct sl_kb
     *id = sqlite3_last_insert_rowid(db);
     /* The heading is searchable too: a question often names the section. */
     struct sl_buf terms = SL_BUF_INIT((c->text_len + 1024) * 4);
-    int bad = (c->heading && sl_kb_terms(c->heading, strlen(c->heading), &terms)) ||
+    /* The knowledge base is a term too: filtering on it inside the FTS5 query costs a
+     * doclist merge, where the UNINDEXED column would cost a row read per match. */
+    int bad = sl_buf_printf(&terms, KB_TERM " ", (long long)kb) ||
+              (c->heading && sl_kb_terms(c->heading, strlen(c->heading), &terms)) ||
               sl_buf_puts(&terms, " ") || sl_kb_terms(c->text, c->text_len, &terms);
     st = bad ? NULL : prep(db, "INSERT INTO kb_fts (rowid, terms, kb) VALUES (?, ?, ?)", err, errlen);
     if (bad)
@@ -518,20 +524,49 @@ int sl_kbs_load_index(sqlite3 *db, int64_t kb, const char *model, int dim,
 int sl_kbs_fts(sqlite3 *db, int64_t kb, const char *match, int limit, int64_t *ids,
                double *scores, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = prep(db, "SELECT rowid, bm25(kb_fts) FROM kb_fts WHERE kb_fts MATCH ?"
-                                " AND kb = ? ORDER BY bm25(kb_fts) LIMIT ?", err, errlen);
+    /* ORDER BY rank (bm25 by default) lets FTS5 keep only the best `limit` rows */
+    sqlite3_stmt *st = prep(db, "SELECT rowid, rank FROM kb_fts WHERE kb_fts MATCH ?"
+                                " ORDER BY rank LIMIT ?", err, errlen);
+    char *q = sqlite3_mprintf("\"" KB_TERM "\" AND (%s)", (long long)kb, match);
     int n = 0, rc;
-    if (!st)
+    if (!st || !q) {
+        sqlite3_finalize(st);
+        sqlite3_free(q);
         return -1;
-    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, kb);
-    sqlite3_bind_int(st, 3, limit);
+    }
+    sqlite3_bind_text(st, 1, q, -1, sqlite3_free);
+    sqlite3_bind_int(st, 2, limit);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < limit) {
         ids[n] = sqlite3_column_int64(st, 0);
         scores[n++] = sqlite3_column_double(st, 1);
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? n : fail(db, "fts search", err, errlen);
+}
+
+int sl_kbs_term_docs(sqlite3 *db, int64_t kb, const char *const *terms, const size_t *lens,
+                     int n, int64_t *docs, int64_t *total, char *err, size_t errlen)
+{
+    /* fts5vocab reads the index's own per-term counts; a temp table, so no migration */
+    if (sqlite3_exec(db, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_vocab USING fts5vocab(main, kb_fts, row)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return fail(db, "fts5vocab", err, errlen);
+    sqlite3_stmt *st = prep(db, "SELECT doc FROM temp.kb_vocab WHERE term = ?", err, errlen);
+    if (!st)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, terms[i], (int)lens[i], SQLITE_STATIC);
+        docs[i] = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    }
+    sqlite3_finalize(st);
+    st = prep(db, "SELECT coalesce(sum(chunks), 0) FROM kb_document WHERE kb = ?", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, kb);
+    *total = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return 0;
 }
 
 static const char *dup_col(sqlite3_stmt *st, int col, struct sl_arena *a)

@@ -88,6 +88,11 @@ int sl_kbs_load_index(sqlite3 *db, int64_t kb, const char *model, int dim,
 int sl_kbs_fts(sqlite3 *db, int64_t kb, const char *match, int limit, int64_t *ids,
                double *scores, char *err, size_t errlen);
 
+/* How many chunks (of every knowledge base) hold each of n terms, into docs[i]; and the
+ * chunks of kb into *total. Returns 0 or -1. */
+int sl_kbs_term_docs(sqlite3 *db, int64_t kb, const char *const *terms, const size_t *lens,
+                     int n, int64_t *docs, int64_t *total, char *err, size_t errlen);
+
 /* Fills the document, heading, text and offsets of h->chunk_id (strings in arena). */
 int sl_kbs_chunk_fill(sqlite3 *db, struct sl_kb_hit *h, struct sl_arena *arena, char *err,
                       size_t errlen);

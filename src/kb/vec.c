@@ -127,6 +127,45 @@ int sl_vec_quantise(struct sl_vec_index *ix)
     return 0;
 }
 
+int sl_vec_binarise(struct sl_vec_index *ix)
+{
+    ix->words = (ix->dim + 63) / 64;
+    free(ix->bits);
+    ix->bits = calloc(ix->n * (size_t)ix->words + 1, sizeof(uint64_t));
+    if (!ix->bits)
+        return -1;
+    for (size_t i = 0; i < ix->n; i++)
+        for (int d = 0; d < ix->dim; d++)
+            if (ix->f32[i * (size_t)ix->dim + (size_t)d] > 0)
+                ix->bits[i * (size_t)ix->words + (size_t)(d / 64)] |= 1ull << (d % 64);
+    return 0;
+}
+
+#ifdef SL_HAVE_X86
+__attribute__((target("popcnt"))) static int hamming_popcnt(const uint64_t *a, const uint64_t *b, int w)
+{
+    int h = 0;
+    for (int i = 0; i < w; i++)
+        h += __builtin_popcountll(a[i] ^ b[i]);
+    return h;
+}
+#endif
+
+static int hamming(const uint64_t *a, const uint64_t *b, int w)
+{
+#ifdef SL_HAVE_X86
+    static int has = -1;
+    if (has < 0)
+        has = __builtin_cpu_supports("popcnt");
+    if (has)
+        return hamming_popcnt(a, b, w);
+#endif
+    int h = 0;
+    for (int i = 0; i < w; i++)
+        h += __builtin_popcountll(a[i] ^ b[i]);
+    return h;
+}
+
 /* ---- top k: a min-heap on score, so the worst kept hit is at the root ---- */
 
 struct heap {
@@ -188,11 +227,25 @@ size_t sl_vec_search(const struct sl_vec_index *ix, const float *q, size_t k,
 {
     if (k == 0 || ix->n == 0)
         return 0;
-    size_t wide = ix->q8 ? k * 4 : k;
+    size_t wide = ix->bits ? SL_VEC_BINARY_KEEP(k) : ix->q8 ? k * 4 : k;
     struct heap hp = {malloc(wide * sizeof(struct sl_vec_hit)), 0, wide};
     if (!hp.h)
         return 0;
-    if (!ix->q8) {
+    if (ix->bits) {
+        uint64_t *qb = calloc((size_t)ix->words, sizeof(uint64_t));
+        if (!qb) {
+            free(hp.h);
+            return 0;
+        }
+        for (int d = 0; d < ix->dim; d++)
+            if (q[d] > 0)
+                qb[d / 64] |= 1ull << (d % 64);
+        for (size_t i = 0; i < ix->n; i++) /* fewer differing signs is nearer */
+            heap_push(&hp, (float)-hamming(ix->bits + i * (size_t)ix->words, qb, ix->words), i);
+        free(qb);
+        for (size_t i = 0; i < hp.n; i++)
+            hp.h[i].score = sl_vec_dot(ix->f32 + hp.h[i].row * (size_t)ix->dim, q, ix->dim);
+    } else if (!ix->q8) {
         scan_f32(ix, q, &hp);
     } else {
         int8_t *qq = malloc((size_t)ix->dim);
@@ -222,6 +275,7 @@ void sl_vec_index_release(struct sl_vec_index *ix)
 {
     free(ix->f32);
     free(ix->q8);
+    free(ix->bits);
     free(ix->ids);
     memset(ix, 0, sizeof(*ix));
 }
