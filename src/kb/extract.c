@@ -154,6 +154,8 @@ void sl_md_init(struct sl_md *m, struct sl_buf *out)
 
 void sl_md_break(struct sl_md *m, int level)
 {
+    if (m->glue)
+        return;
     if (level > m->pending)
         m->pending = level;
 }
@@ -167,12 +169,14 @@ static void put(struct sl_md *m, const char *s, size_t n)
 static void flush_break(struct sl_md *m)
 {
     if (m->out->len > 0 && m->pending) {
-        static const char *const seps[] = {"", " ", "\n", "\n\n"};
-        const char *sep = seps[m->pending];
-        /* Don't stack a space after a newline the text already ended with. */
-        if (m->pending == 1 && m->out->ptr[m->out->len - 1] == '\n')
-            sep = "";
-        put(m, sep, strlen(sep));
+        /* Count the newlines the text already ends with, so breaks never stack. */
+        size_t have = 0;
+        while (have < m->out->len && have < 2 && m->out->ptr[m->out->len - 1 - have] == '\n')
+            have++;
+        if (m->pending == 1 && have == 0 && m->out->ptr[m->out->len - 1] != ' ')
+            put(m, " ", 1);
+        for (size_t need = m->pending == 3 ? 2 : m->pending == 2 ? 1 : 0; have < need; have++)
+            put(m, "\n", 1);
     }
     m->pending = 0;
 }
@@ -183,6 +187,7 @@ void sl_md_raw(struct sl_md *m, const char *s, size_t n)
         return;
     flush_break(m);
     put(m, s, n);
+    m->glue = 0;
 }
 
 void sl_md_text(struct sl_md *m, const char *s, size_t n)
@@ -205,4 +210,10 @@ void sl_md_text(struct sl_md *m, const char *s, size_t n)
         }
         i = j;
     }
+}
+
+void sl_md_marker(struct sl_md *m, const char *s, size_t n)
+{
+    sl_md_raw(m, s, n);
+    m->glue = 1;
 }
