@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/arena.h"
 #include "kb/chunk.h"
@@ -29,6 +30,50 @@ static inline size_t sl_utf8_len(unsigned char c)
  * ceil(sum / 10) is exactly the estimate of the concatenation). */
 int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n);
 
+/* Constant-time cost of any span of one text: per-byte weights (a code point's weight on
+ * its lead byte, 0 on continuation bytes; the same sums as sl_chunk_cost on UTF-8) summed
+ * in blocks of SL_COST_BLOCK bytes, so a span costs two short scans and a subtraction. */
+#define SL_COST_BLOCK 16
+struct sl_cost_index {
+    const unsigned char *t;
+    size_t len;
+    const uint8_t *w;  /* weight of each byte value */
+    uint32_t *blocks;  /* blocks[k]: weight of bytes [0, k * SL_COST_BLOCK) */
+};
+int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
+                       size_t len);
+void sl_cost_index_release(struct sl_cost_index *x);
+static inline int64_t sl_cost_prefix(const struct sl_cost_index *x, size_t i)
+{
+    size_t b = i / SL_COST_BLOCK;
+    int64_t sum = x->blocks[b];
+    for (size_t k = b * SL_COST_BLOCK; k < i; k++)
+        sum += x->w[x->t[k]];
+    return sum;
+}
+static inline int64_t sl_cost_span(const struct sl_cost_index *x, size_t s, size_t e)
+{
+    return sl_cost_prefix(x, e) - sl_cost_prefix(x, s);
+}
+
+/* memmem, faster for the separators that start with an ASCII byte (memchr, then compare). */
+static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n, size_t nn)
+{
+    if (nn == 0 || nn > hn)
+        return NULL;
+    if ((unsigned char)n[0] >= 0x80)
+        return memmem(h, hn, n, nn);
+    const char *end = h + hn - nn + 1;
+    for (const char *p = h; p < end; p++) {
+        p = memchr(p, n[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, n + 1, nn - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 /* One heading line of the text (see SL_HEADINGS_*). */
 struct sl_heading {
     size_t line, eol;   /* offset of the line's first non-blank byte, and of the heading's
@@ -47,7 +92,7 @@ long sl_chunk_headings(const char *text, size_t len, unsigned flags, struct sl_a
 size_t sl_chunk_clause_marker(const char *p, const char *end, int *level);
 
 /* LangChain's RecursiveCharacterTextSplitter (keepSeparator true), over spans of text. */
-int sl_chunk_langchain(const struct sl_chunk_profile *p, const char *text, size_t len,
-                       struct sl_kb_spans *out);
+int sl_chunk_langchain(const struct sl_chunk_profile *p, const struct sl_cost_index *x,
+                       const char *text, size_t len, struct sl_kb_spans *out);
 
 #endif
