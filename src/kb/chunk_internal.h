@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/arena.h"
 #include "kb/chunk.h"
@@ -38,6 +41,7 @@ struct sl_cost_index {
     const unsigned char *t;
     size_t len;
     const uint8_t *w;  /* weight of each byte value */
+    int chars;         /* the unit is code points */
     uint32_t *blocks;  /* blocks[k]: weight of bytes [0, k * SL_COST_BLOCK) */
 };
 int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
@@ -45,9 +49,33 @@ int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const c
 void sl_cost_index_release(struct sl_cost_index *x);
 static inline int64_t sl_cost_prefix(const struct sl_cost_index *x, size_t i)
 {
-    size_t b = i / SL_COST_BLOCK;
+    size_t b = i / SL_COST_BLOCK, from = b * SL_COST_BLOCK;
     int64_t sum = x->blocks[b];
-    for (size_t k = b * SL_COST_BLOCK; k < i; k++)
+    if (i == from)
+        return sum;
+#if defined(__SSE2__) && SL_COST_BLOCK == 16
+    if (from + 16 <= x->len) { /* the bytes [from, i) by masks and popcounts */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(x->t + from));
+        unsigned keep = (1u << (i - from)) - 1;
+        unsigned high = (unsigned)_mm_movemask_epi8(v) & keep; /* bytes >= 0x80 */
+        unsigned cont = (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8((char)0xC0))) &
+                        high; /* 0x80..0xBF: below 0xC0 as signed and high */
+        if (x->chars)
+            return sum + __builtin_popcount(keep & ~cont);
+        unsigned ws = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                          _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
+                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')))) & keep;
+        unsigned ge_e0 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xDF))) &
+                         high, /* 0xE0..0xFF */
+            ge_f0 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xEF))) & high;
+        unsigned ascii = keep & ~high, lead = high & ~cont;
+        return sum + __builtin_popcount(ws) + 3 * __builtin_popcount(ascii & ~ws) +
+               4 * __builtin_popcount(lead) + 2 * __builtin_popcount(ge_e0) +
+               4 * __builtin_popcount(ge_f0);
+    }
+#endif
+    for (size_t k = from; k < i; k++)
         sum += x->w[x->t[k]];
     return sum;
 }

@@ -194,6 +194,7 @@ int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const c
     x->t = (const unsigned char *)t;
     x->len = len;
     x->w = weights[chars ? SL_CHUNK_CHARS : SL_CHUNK_TOKENS];
+    x->chars = chars;
     x->blocks = malloc((len / SL_COST_BLOCK + 1) * sizeof(*x->blocks));
     if (!x->blocks)
         return -1;
