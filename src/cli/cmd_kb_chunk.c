@@ -9,13 +9,14 @@
 
 #include "cli/cmd_kb.h"
 #include "cli/commands.h"
+#include "config/config.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "kb/chunk.h"
 #include "kb/extract.h"
 
 struct options {
-    const char *file, *type, *unit, *format;
+    const char *file, *type, *unit, *format, *config;
     long size, overlap; /* -1: the profile's */
     long repeat;        /* chunk this many times (for timing with --format stats) */
 };
@@ -23,12 +24,14 @@ struct options {
 static const char help[] =
     "usage: sluice kb chunk FILE [--type contract|techdoc|default|langchain|auto|NAME]\n"
     "                            [--unit tokens|chars] [--size N] [--overlap N]\n"
-    "                            [--format text|json|extracted|stats] [--repeat N]\n\n"
+    "                            [--format text|json|extracted|stats] [--repeat N]\n"
+    "                            [--config FILE]\n\n"
     "Extracts FILE (.txt .md .html .pdf .docx) and prints the chunks it would be stored as,\n"
     "with their byte offsets in the extracted text, size and heading path. Nothing is stored.\n"
     "--type auto (the default) picks contract, techdoc or default from the text.\n"
     "--format extracted prints the extracted text instead; --format stats prints the chunk\n"
-    "count and the time chunking took (averaged over --repeat N runs) as JSON.\n";
+    "count and the time chunking took (averaged over --repeat N runs) as JSON.\n"
+    "--config FILE adds the chunking: profiles of a sluice config to --type.\n";
 
 static int number(const char *s, long *out)
 {
@@ -43,7 +46,7 @@ static int number(const char *s, long *out)
 
 static int parse(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){NULL, "auto", NULL, "text", -1, -1, 1};
+    *o = (struct options){NULL, "auto", NULL, "text", NULL, -1, -1, 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = 1;
@@ -53,6 +56,8 @@ static int parse(int argc, char **argv, struct options *o)
             o->unit = v;
         else if (strcmp(a, "--format") == 0 && v)
             o->format = v;
+        else if (strcmp(a, "--config") == 0 && v)
+            o->config = v;
         else if (strcmp(a, "--size") == 0 && v) {
             if (number(v, &o->size))
                 return fprintf(stderr, "sluice kb chunk: --size needs a number\n"), -1;
@@ -126,6 +131,25 @@ static int print_json(const char *file, const struct sl_chunk_profile *p,
     return 0;
 }
 
+/* Registers the chunking: profiles of a config file. */
+static int load_profiles(const char *path)
+{
+    struct sl_buf errors = SL_BUF_INIT(1 << 16);
+    struct sl_config *cfg = NULL;
+    char err[256];
+    int result = 0;
+    if (sl_config_load(path, &cfg, &errors)) {
+        fprintf(stderr, "%s", errors.ptr ? errors.ptr : "sluice kb chunk: cannot load config\n");
+        result = -1;
+    } else if (sl_config_register_chunking(cfg, err, sizeof(err))) {
+        fprintf(stderr, "sluice kb chunk: %s\n", err);
+        result = -1;
+    }
+    sl_config_free(cfg);
+    sl_buf_release(&errors);
+    return result;
+}
+
 int cmd_kb_chunk(int argc, char **argv)
 {
     struct options o;
@@ -137,6 +161,8 @@ int cmd_kb_chunk(int argc, char **argv)
         fputs(help, stderr);
         return 2;
     }
+    if (o.config && load_profiles(o.config))
+        return 1;
     if (strcmp(o.type, "auto") != 0 && !sl_chunk_profile(o.type)) {
         fprintf(stderr, "sluice kb chunk: unknown --type %s\n", o.type);
         return 2;

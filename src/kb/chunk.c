@@ -210,7 +210,8 @@ static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
         p = at + 1;
         if (!valid_match(c, sep, wsl, at))
             continue;
-        cut = wsl ? at + wsl : closers(c->t, at + sl, e);
+        /* A separator line ("\n---\n") closes the part before it; "\n第" opens the next. */
+        cut = sep[sl - 1] == '\n' ? at + sl : wsl ? at + wsl : closers(c->t, at + sl, e);
         if (cut <= last || cut >= e)
             continue;
         split(c, last, cut, i + 1, limit);
