@@ -41,7 +41,7 @@ static int is_blank_at(const char *t, size_t i, size_t e, size_t *k)
         *k = 1;
         return 1;
     }
-    if (e - i >= 3 && memcmp(t + i, "　", 3) == 0) {
+    if (c == 0xE3 && e - i >= 3 && t[i + 1] == '\x80' && t[i + 2] == '\x80') { /* U+3000 */
         *k = 3;
         return 1;
     }
@@ -56,7 +56,8 @@ static void trim(const char *t, size_t *s, size_t *e)
     while (*e > *s) {
         if (t[*e - 1] == ' ' || (t[*e - 1] >= '\t' && t[*e - 1] <= '\r'))
             (*e)--;
-        else if (*e - *s >= 3 && memcmp(t + *e - 3, "　", 3) == 0)
+        else if (*e - *s >= 3 && t[*e - 1] == '\x80' && t[*e - 2] == '\x80' &&
+                 t[*e - 3] == '\xE3')
             *e -= 3;
         else
             break;

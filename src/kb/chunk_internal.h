@@ -92,11 +92,13 @@ static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n,
     if ((unsigned char)n[0] >= 0x80)
         return memmem(h, hn, n, nn);
     const char *end = h + hn - nn + 1;
+    if (nn == 1)
+        return memchr(h, n[0], hn);
     for (const char *p = h; p < end; p++) {
         p = memchr(p, n[0], (size_t)(end - p));
         if (!p)
             return NULL;
-        if (memcmp(p + 1, n + 1, nn - 1) == 0)
+        if (p[1] == n[1] && (nn == 2 || memcmp(p + 2, n + 2, nn - 2) == 0))
             return p;
     }
     return NULL;
