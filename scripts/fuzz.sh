@@ -33,6 +33,14 @@ seed() { # target dir...
 seed fuzz_sse tests/cases/*/upstream_response.sse
 seed fuzz_json_members tests/cases/*/client_request.json tests/cases/*/upstream_response.json
 seed fuzz_config examples/sluice.yaml
+# fuzz_chunk: three leading bytes choose profile/unit, size and overlap (tests/fuzz/fuzz_chunk.c).
+mkdir -p "$out/corpus/fuzz_chunk" "$out/corpus/fuzz_extract"
+for f in README.md docs/*.md; do
+  printf '\x00\x40\x08' | cat - "$f" | head -c 20000 > "$out/corpus/fuzz_chunk/$(basename "$f")"
+  printf '\x03' | cat - "$f" | head -c 20000 > "$out/corpus/fuzz_extract/$(basename "$f")"
+done
+printf '\x00\x20\x04\xe7\xac\xac\xe4\xb8\x80\xe6\x9d\xa1 \xe7\x94\xb2\xe3\x80\x82\n| a | b |\n| --- | --- |\n| 1 | 2 |\n' > "$out/corpus/fuzz_chunk/contract"
+printf '\x00<html><body><h1>T</h1><ul><li>a</li></ul><table><tr><td>x</td></tr></table><pre>p</pre></body></html>' > "$out/corpus/fuzz_extract/html"
 # fuzz_formats: two leading bytes choose the decoder (see tests/fuzz/fuzz_formats.c).
 mkdir -p "$out/corpus/fuzz_formats"
 i=0

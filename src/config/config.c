@@ -149,6 +149,7 @@ void sl_config_free(struct sl_config *cfg)
         release_model(&cfg->models[i]);
     sl_config_release_groups(cfg);
     sl_config_release_pricing(cfg);
+    sl_config_release_chunking(cfg);
     free(cfg->providers);
     free(cfg->models);
     free(cfg->path);

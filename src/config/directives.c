@@ -876,5 +876,6 @@ static const struct directive top_rows[] = {
     {.key = "pricing", .map = &pricing_table, .off = TOP(pricing)},
     {.key = "master_key", .scalar = parse_master_key, .off = TOP(master_key),
      .def = "${SLUICE_MASTER_KEY}", .flags = D_EMPTY_OK},
+    {.key = "chunking", .list = &sl_config_chunking_list},
 };
 const struct table sl_config_top_table = TABLE("the top level", top_rows);

@@ -85,6 +85,10 @@ void sl_config_oom(struct loader *ld, int line);
 void sl_config_check_groups(struct loader *ld);
 void sl_config_release_groups(struct sl_config *cfg);
 
+/* chunking.c: the chunking: list, and its checks once the file is read. */
+extern const struct list sl_config_chunking_list;
+void sl_config_check_chunking(struct loader *ld);
+
 #define SL_MAX_SEQ_ITEMS 256 /* items in one list of scalars */
 
 #endif

@@ -1,7 +1,6 @@
 /* The chunker: splits text into atoms no larger than the size (recursively, on the profile's
  * separators, with Markdown tables split by rows), then packs atoms into chunks with overlap,
  * keeping headings with their bodies. The LangChain mode is in chunk_langchain.c. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +24,7 @@ struct ctx {
     const char *t;
     size_t len;
     struct sl_arena *a;
+    struct sl_cost_index x;
     int64_t limit, overlap, grain;
     struct sl_heading *h;
     long nh;
@@ -41,7 +41,7 @@ static int is_blank_at(const char *t, size_t i, size_t e, size_t *k)
         *k = 1;
         return 1;
     }
-    if (e - i >= 3 && memcmp(t + i, "　", 3) == 0) {
+    if (c == 0xE3 && e - i >= 3 && t[i + 1] == '\x80' && t[i + 2] == '\x80') { /* U+3000 */
         *k = 3;
         return 1;
     }
@@ -56,7 +56,8 @@ static void trim(const char *t, size_t *s, size_t *e)
     while (*e > *s) {
         if (t[*e - 1] == ' ' || (t[*e - 1] >= '\t' && t[*e - 1] <= '\r'))
             (*e)--;
-        else if (*e - *s >= 3 && memcmp(t + *e - 3, "　", 3) == 0)
+        else if (*e - *s >= 3 && t[*e - 1] == '\x80' && t[*e - 2] == '\x80' &&
+                 t[*e - 3] == '\xE3')
             *e -= 3;
         else
             break;
@@ -120,7 +121,7 @@ static void hard_split(struct ctx *c, size_t s, size_t e, int64_t limit)
         size_t k = sl_utf8_len((unsigned char)c->t[i]);
         if (k > e - i)
             k = e - i;
-        int64_t w = sl_chunk_cost(c->p->unit, c->t + i, k);
+        int64_t w = sl_cost_span(&c->x, i, i + k);
         if (sum + w > grain && i > from) {
             push_atom(c, from, i, sum, NULL, 0, 0);
             from = i;
@@ -185,15 +186,33 @@ static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
     while (wsl < sl && is_ws(sep[wsl]))
         wsl++;
     int cuts = 0;
+    const char *rest = sep + wsl;
+    if (wsl && (rest[0] == '#' || strncmp(rest, "第", 3) == 0 || strncmp(rest, "条款", 6) == 0)) {
+        /* A heading separator matches only at heading lines: visit those, not the text. */
+        long k = section_at(c, s);
+        for (k = k < 0 ? 0 : k; k < c->nh && c->h[k].line < e; k++) {
+            size_t line = c->h[k].line, at = line - wsl;
+            if (line < s + wsl || at + sl > e || memcmp(c->t + at, sep, sl) != 0 ||
+                !valid_match(c, sep, wsl, at) || line <= last)
+                continue;
+            split(c, last, line, i + 1, limit);
+            last = line;
+            cuts++;
+        }
+        if (cuts)
+            split(c, last, e, i + 1, limit);
+        return cuts;
+    }
     for (size_t p = s; p < e;) {
-        const char *hit = memmem(c->t + p, e - p, sep, sl);
+        const char *hit = sl_chunk_find(c->t + p, e - p, sep, sl);
         if (!hit)
             break;
         size_t at = (size_t)(hit - c->t), cut;
         p = at + 1;
         if (!valid_match(c, sep, wsl, at))
             continue;
-        cut = wsl ? at + wsl : closers(c->t, at + sl, e);
+        /* A separator line ("\n---\n") closes the part before it; "\n第" opens the next. */
+        cut = sep[sl - 1] == '\n' ? at + sl : wsl ? at + wsl : closers(c->t, at + sl, e);
         if (cut <= last || cut >= e)
             continue;
         split(c, last, cut, i + 1, limit);
@@ -209,7 +228,7 @@ static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit)
 {
     if (c->oom || s >= e)
         return;
-    int64_t cost = sl_chunk_cost(c->p->unit, c->t + s, e - s);
+    int64_t cost = sl_cost_span(&c->x, s, e);
     if (cost <= limit) {
         /* A heading waits for this piece: make the piece small enough to join it. */
         int64_t room = c->limit - c->pending_head;
@@ -281,8 +300,8 @@ static void push_rows(struct ctx *c, size_t s, size_t hdr, size_t gs, size_t ge,
 static void split_table(struct ctx *c, size_t s, size_t e)
 {
     size_t l1 = line_end(c->t, s, e), hdr = line_end(c->t, l1, e);
-    int64_t hcost = sl_chunk_cost(c->p->unit, c->t + s, hdr - s);
-    if (sl_chunk_cost(c->p->unit, c->t + s, e - s) <= c->limit || hcost > c->limit / 2) {
+    int64_t hcost = sl_cost_span(&c->x, s, hdr);
+    if (sl_cost_span(&c->x, s, e) <= c->limit || hcost > c->limit / 2) {
         split(c, s, e, 0, c->limit);
         return;
     }
@@ -291,7 +310,7 @@ static void split_table(struct ctx *c, size_t s, size_t e)
     int first = 1, rows = 0;
     for (size_t r = hdr; r < e && !c->oom;) {
         size_t re = line_end(c->t, r, e);
-        int64_t rc = sl_chunk_cost(c->p->unit, c->t + r, re - r);
+        int64_t rc = sl_cost_span(&c->x, r, re);
         if (gcost + rc > c->limit && rows) {
             push_rows(c, s, hdr, gs, ge, gcost, first);
             first = rows = 0;
@@ -320,9 +339,15 @@ static void make_atoms(struct ctx *c)
 {
     size_t text_from = 0;
     for (size_t s = 0; s < c->len && !c->oom;) {
+        /* Only lines that start with "|" can open a table: jump from one to the next. */
+        if (c->t[s] != '|' || (s > 0 && c->t[s - 1] != '\n')) {
+            const char *hit = sl_chunk_find(c->t + s, c->len - s, "\n|", 2);
+            if (!hit)
+                break;
+            s = (size_t)(hit - c->t) + 1;
+        }
         size_t l0 = line_end(c->t, s, c->len);
-        if (table_line(c->t, s, l0) && l0 < c->len &&
-            delimiter_line(c->t, l0, line_end(c->t, l0, c->len))) {
+        if (l0 < c->len && delimiter_line(c->t, l0, line_end(c->t, l0, c->len))) {
             size_t e = line_end(c->t, l0, c->len);
             while (e < c->len && table_line(c->t, e, line_end(c->t, e, c->len)))
                 e = line_end(c->t, e, c->len);
@@ -389,8 +414,10 @@ static void add_chunk(struct ctx *c, struct sl_chunk **v, size_t *n, size_t *cap
         *cap = nc;
     }
     long sec = section_at(c, s);
-    (*v)[(*n)++] = (struct sl_chunk){s, e, txt, tl, sec >= 0 ? c->h[sec].path : "",
-                                     (int)sl_chunk_measure(c->p->unit, txt, tl)};
+    int64_t size = own ? sl_chunk_measure(c->p->unit, txt, tl) : sl_cost_span(&c->x, s, e);
+    if (!own && c->p->unit == SL_CHUNK_TOKENS)
+        size = (size + 9) / 10; /* as sl_estimate_text rounds */
+    (*v)[(*n)++] = (struct sl_chunk){s, e, txt, tl, sec >= 0 ? c->h[sec].path : "", (int)size};
 }
 
 /* Greedy packing. A chunk closes when the next atom would not fit, or before a section that
@@ -412,10 +439,6 @@ static void pack(struct ctx *c, struct sl_chunk **v, size_t *n, size_t *cap)
     }
     size_t i = 0;
     int64_t cur = 0;
-    if (getenv("SL_CHUNK_DEBUG"))
-        for (size_t k = 0; k < c->n; k++)
-            fprintf(stderr, "atom %zu [%zu,%zu) cost %lld flags %u sec %ld\n", k, at[k].s, at[k].e,
-                    (long long)at[k].cost, at[k].flags, at[k].section);
     for (size_t k = 0; k < c->n && !c->oom; k++) {
         const struct atom *a = &at[k];
         int brk = 0, carry = 0;
@@ -476,7 +499,10 @@ static int chunk_langchain(const struct sl_chunk_profile *p, const char *text, s
 {
     struct sl_kb_spans sp = {0};
     struct sl_chunk *v = NULL;
-    int result = sl_chunk_langchain(p, text, len, &sp);
+    struct sl_cost_index x;
+    if (sl_cost_index_init(&x, p->unit, text, len))
+        return -1;
+    int result = sl_chunk_langchain(p, &x, text, len, &sp);
     if (!result && sp.n && !(v = calloc(sp.n, sizeof(*v))))
         result = -1;
     for (size_t i = 0; !result && i < sp.n; i++) {
@@ -484,12 +510,16 @@ static int chunk_langchain(const struct sl_chunk_profile *p, const char *text, s
         char *t = sl_arena_strndup(a, text + s, e - s);
         if (!t)
             result = -1;
-        else
-            v[i] = (struct sl_chunk){s, e, t, e - s, "",
-                                     (int)sl_chunk_measure(p->unit, text + s, e - s)};
+        else {
+            int64_t size = sl_cost_span(&x, s, e);
+            if (p->unit == SL_CHUNK_TOKENS)
+                size = (size + 9) / 10;
+            v[i] = (struct sl_chunk){s, e, t, e - s, "", (int)size};
+        }
     }
     if (!result)
         result = finish(a, v, sp.n, out, n);
+    sl_cost_index_release(&x);
     free(v);
     sl_kb_spans_release(&sp);
     return result;
@@ -512,9 +542,13 @@ int sl_chunk_text(const struct sl_chunk_profile *p, const char *text, size_t len
     c.grain = c.overlap > 0 ? (c.overlap < c.limit / 4 ? c.overlap : c.limit / 4) : c.limit;
     if (c.grain < 1)
         c.grain = 1;
-    c.nh = sl_chunk_headings(text, len, p->headings, a, &c.h);
-    if (c.nh < 0)
+    if (sl_cost_index_init(&c.x, p->unit, text, len))
         return -1;
+    c.nh = sl_chunk_headings(text, len, p->headings, a, &c.h);
+    if (c.nh < 0) {
+        sl_cost_index_release(&c.x);
+        return -1;
+    }
     struct sl_chunk *v = NULL;
     size_t nv = 0, cap = 0;
     make_atoms(&c);
@@ -524,5 +558,6 @@ int sl_chunk_text(const struct sl_chunk_profile *p, const char *text, size_t len
     free(v);
     free(c.v);
     free(c.h);
+    sl_cost_index_release(&c.x);
     return result;
 }

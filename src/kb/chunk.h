@@ -26,7 +26,8 @@ enum sl_chunk_unit {
 struct sl_chunk_profile {
     const char *name;
     /* Tried in order, as in LangChain; "" means split anywhere (on a code point). A
-     * separator that starts with whitespace splits before itself, one that does not
+     * separator that ends with a newline splits after itself; else one that starts with
+     * whitespace splits after that whitespace (before "第" in "\n第"), and one that does not
      * (such as "。") splits after itself, so punctuation ends its sentence. Outside
      * langchain mode, a separator "\n第" matches only a clause marker (第 + number +
      * 条/章/节) and "\n#..." only a Markdown heading. */

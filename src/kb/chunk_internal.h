@@ -4,6 +4,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/arena.h"
 #include "kb/chunk.h"
@@ -29,6 +33,77 @@ static inline size_t sl_utf8_len(unsigned char c)
  * ceil(sum / 10) is exactly the estimate of the concatenation). */
 int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n);
 
+/* Constant-time cost of any span of one text: per-byte weights (a code point's weight on
+ * its lead byte, 0 on continuation bytes; the same sums as sl_chunk_cost on UTF-8) summed
+ * in blocks of SL_COST_BLOCK bytes, so a span costs two short scans and a subtraction. */
+#define SL_COST_BLOCK 16
+struct sl_cost_index {
+    const unsigned char *t;
+    size_t len;
+    const uint8_t *w;  /* weight of each byte value */
+    int chars;         /* the unit is code points */
+    uint32_t *blocks;  /* blocks[k]: weight of bytes [0, k * SL_COST_BLOCK) */
+};
+int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
+                       size_t len);
+void sl_cost_index_release(struct sl_cost_index *x);
+static inline int64_t sl_cost_prefix(const struct sl_cost_index *x, size_t i)
+{
+    size_t b = i / SL_COST_BLOCK, from = b * SL_COST_BLOCK;
+    int64_t sum = x->blocks[b];
+    if (i == from)
+        return sum;
+#if defined(__SSE2__) && SL_COST_BLOCK == 16
+    if (from + 16 <= x->len) { /* the bytes [from, i) by masks and popcounts */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(x->t + from));
+        unsigned keep = (1u << (i - from)) - 1;
+        unsigned high = (unsigned)_mm_movemask_epi8(v) & keep; /* bytes >= 0x80 */
+        unsigned cont = (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8((char)0xC0))) &
+                        high; /* 0x80..0xBF: below 0xC0 as signed and high */
+        if (x->chars)
+            return sum + __builtin_popcount(keep & ~cont);
+        unsigned ws = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                          _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
+                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')))) & keep;
+        unsigned ge_e0 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xDF))) &
+                         high, /* 0xE0..0xFF */
+            ge_f0 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xEF))) & high;
+        unsigned ascii = keep & ~high, lead = high & ~cont;
+        return sum + __builtin_popcount(ws) + 3 * __builtin_popcount(ascii & ~ws) +
+               4 * __builtin_popcount(lead) + 2 * __builtin_popcount(ge_e0) +
+               4 * __builtin_popcount(ge_f0);
+    }
+#endif
+    for (size_t k = from; k < i; k++)
+        sum += x->w[x->t[k]];
+    return sum;
+}
+static inline int64_t sl_cost_span(const struct sl_cost_index *x, size_t s, size_t e)
+{
+    return sl_cost_prefix(x, e) - sl_cost_prefix(x, s);
+}
+
+/* memmem, faster for the separators that start with an ASCII byte (memchr, then compare). */
+static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n, size_t nn)
+{
+    if (nn == 0 || nn > hn)
+        return NULL;
+    if ((unsigned char)n[0] >= 0x80)
+        return memmem(h, hn, n, nn);
+    const char *end = h + hn - nn + 1;
+    if (nn == 1)
+        return memchr(h, n[0], hn);
+    for (const char *p = h; p < end; p++) {
+        p = memchr(p, n[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (p[1] == n[1] && (nn == 2 || memcmp(p + 2, n + 2, nn - 2) == 0))
+            return p;
+    }
+    return NULL;
+}
+
 /* One heading line of the text (see SL_HEADINGS_*). */
 struct sl_heading {
     size_t line, eol;   /* offset of the line's first non-blank byte, and of the heading's
@@ -47,7 +122,7 @@ long sl_chunk_headings(const char *text, size_t len, unsigned flags, struct sl_a
 size_t sl_chunk_clause_marker(const char *p, const char *end, int *level);
 
 /* LangChain's RecursiveCharacterTextSplitter (keepSeparator true), over spans of text. */
-int sl_chunk_langchain(const struct sl_chunk_profile *p, const char *text, size_t len,
-                       struct sl_kb_spans *out);
+int sl_chunk_langchain(const struct sl_chunk_profile *p, const struct sl_cost_index *x,
+                       const char *text, size_t len, struct sl_kb_spans *out);
 
 #endif

@@ -8,6 +8,7 @@
 
 struct lc {
     const struct sl_chunk_profile *p;
+    const struct sl_cost_index *x;
     const char *text;
     int64_t size, overlap;
 };
@@ -33,11 +34,6 @@ void sl_kb_spans_release(struct sl_kb_spans *v)
     free(v->v);
     v->v = NULL;
     v->n = v->cap = 0;
-}
-
-static int64_t len_of(const struct lc *c, size_t s, size_t e)
-{
-    return sl_chunk_measure(c->p->unit, c->text + s, e - s);
 }
 
 /* Bytes of the JavaScript whitespace (String.prototype.trim) at p, or 0. */
@@ -125,7 +121,7 @@ static int split_on(const struct lc *c, size_t s, size_t e, const char *sep,
         return 0;
     }
     for (size_t i = s + 1; i + sl <= e; i++) {
-        const char *hit = memmem(c->text + i, e - i, sep, sl);
+        const char *hit = sl_chunk_find(c->text + i, e - i, sep, sl);
         if (!hit)
             break;
         i = (size_t)(hit - c->text);
@@ -148,7 +144,7 @@ static int split_text(const struct lc *c, size_t s, size_t e, int from, struct s
             sep = cand;
             break;
         }
-        if (memmem(c->text + s, e - s, cand, strlen(cand))) {
+        if (sl_chunk_find(c->text + s, e - s, cand, strlen(cand))) {
             sep = cand;
             next = i + 1;
             break;
@@ -166,9 +162,13 @@ static int split_text(const struct lc *c, size_t s, size_t e, int from, struct s
     }
     size_t good = 0; /* pieces[good_from, i) are the pending good splits */
     size_t good_from = 0;
+    /* The pieces are contiguous: one prefix lookup per piece. */
+    int64_t before = pieces.n ? sl_cost_prefix(c->x, pieces.v[0].s) : 0;
     for (size_t i = 0; i < pieces.n && !result; i++) {
         struct sl_kb_span *sp = &pieces.v[i];
-        lens[i] = len_of(c, sp->s, sp->e);
+        int64_t after = sl_cost_prefix(c->x, sp->e), w = after - before;
+        before = after;
+        lens[i] = c->p->unit == SL_CHUNK_CHARS ? w : (w + 9) / 10;
         if (lens[i] < c->size) {
             if (good == 0)
                 good_from = i;
@@ -194,10 +194,10 @@ out:
     return result;
 }
 
-int sl_chunk_langchain(const struct sl_chunk_profile *p, const char *text, size_t len,
-                       struct sl_kb_spans *out)
+int sl_chunk_langchain(const struct sl_chunk_profile *p, const struct sl_cost_index *x,
+                       const char *text, size_t len, struct sl_kb_spans *out)
 {
-    struct lc c = {p, text, p->size, p->overlap};
+    struct lc c = {p, x, text, p->size, p->overlap};
     if (len == 0)
         return 0;
     return split_text(&c, 0, len, 0, out);

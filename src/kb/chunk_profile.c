@@ -150,6 +150,70 @@ int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n)
     return sum;
 }
 
+/* Per-byte weights: code points, and tenths of a token as sl_estimate_text counts them. */
+static uint8_t weights[2][256];
+static int weights_ready;
+
+static void init_weights(void)
+{
+    for (int c = 0; c < 256; c++) {
+        weights[SL_CHUNK_CHARS][c] = (c & 0xC0) != 0x80;
+        weights[SL_CHUNK_TOKENS][c] = c < 0x80 ? ((c == ' ' || c == '\n' || c == '\t') ? 1 : 3)
+                                      : c < 0xC0 ? 0 : c < 0xE0 ? 4 : c < 0xF0 ? 6 : 10;
+    }
+    weights_ready = 1;
+}
+
+/* The weight of one block, written so that the compiler vectorises it. */
+static uint32_t block_chars(const unsigned char *p)
+{
+    uint32_t n = 0;
+    for (int k = 0; k < SL_COST_BLOCK; k++)
+        n += (p[k] & 0xC0) != 0x80;
+    return n;
+}
+
+static uint32_t block_tenths(const unsigned char *p)
+{
+    uint32_t n = 0; /* branch-free so that it vectorises: ASCII 1 or 3, leads 4/6/10 */
+    for (int k = 0; k < SL_COST_BLOCK; k++) {
+        uint8_t c = p[k];
+        uint8_t ascii = c < 0x80, ws = (c == ' ') | (c == '\n') | (c == '\t');
+        uint8_t lead = c >= 0xC0, e = c >= 0xE0, f = c >= 0xF0;
+        n += (uint8_t)(ascii * (3 - 2 * ws) + lead * (4 + 2 * e + 4 * f));
+    }
+    return n;
+}
+
+int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
+                       size_t len)
+{
+    if (!weights_ready) /* idempotent: racing threads write the same bytes */
+        init_weights();
+    int chars = unit == SL_CHUNK_CHARS;
+    x->t = (const unsigned char *)t;
+    x->len = len;
+    x->w = weights[chars ? SL_CHUNK_CHARS : SL_CHUNK_TOKENS];
+    x->chars = chars;
+    x->blocks = malloc((len / SL_COST_BLOCK + 1) * sizeof(*x->blocks));
+    if (!x->blocks)
+        return -1;
+    uint32_t sum = 0;
+    size_t full = len / SL_COST_BLOCK;
+    for (size_t b = 0; b < full; b++) {
+        x->blocks[b] = sum;
+        sum += chars ? block_chars(x->t + b * SL_COST_BLOCK) : block_tenths(x->t + b * SL_COST_BLOCK);
+    }
+    x->blocks[full] = sum;
+    return 0;
+}
+
+void sl_cost_index_release(struct sl_cost_index *x)
+{
+    free(x->blocks);
+    x->blocks = NULL;
+}
+
 int64_t sl_chunk_measure(enum sl_chunk_unit unit, const char *s, size_t n)
 {
     return unit == SL_CHUNK_CHARS ? sl_chunk_cost(unit, s, n) : sl_estimate_text(s, n);

@@ -36,21 +36,14 @@ const char *sl_doc_kind_name(enum sl_doc_kind kind)
     return (unsigned)kind < 5 ? names[kind] : "unknown";
 }
 
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end);
+
 int sl_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t k;
     while (p < end) {
-        unsigned c = *p;
-        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        if (!k || (size_t)(end - p) < k || (k == 2 && c < 0xC2) || (k == 4 && c > 0xF4))
-            return 0;
-        for (size_t i = 1; i < k; i++)
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-        if (k == 3 && ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0)))
-            return 0;
-        if (k == 4 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90)))
+        if (!(k = utf8_seq(p, end)))
             return 0;
         p += k;
     }
@@ -88,22 +81,75 @@ big:
     return -1;
 }
 
+/* Length of the valid UTF-8 sequence at p, or 0. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = *p;
+    size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+             : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!k || (size_t)(end - p) < k || (k == 2 && c < 0xC2) || (k == 4 && c > 0xF4))
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if (k == 3 && ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0)))
+        return 0;
+    if (k == 4 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90)))
+        return 0;
+    return k;
+}
+
+/* Parsers pass some undecodable bytes through: make out[from..] valid UTF-8, each bad
+ * byte becoming U+FFFD. */
+static int repair_utf8(struct sl_buf *out, size_t from)
+{
+    if (!out->ptr || sl_utf8_valid(out->ptr + from, out->len - from))
+        return 0;
+    struct sl_buf fixed = SL_BUF_INIT(out->max);
+    const unsigned char *p = (const unsigned char *)out->ptr + from,
+                        *end = (const unsigned char *)out->ptr + out->len;
+    int result = sl_buf_append(&fixed, out->ptr, from);
+    while (p < end && !result) {
+        size_t k = utf8_seq(p, end);
+        result = k ? sl_buf_append(&fixed, p, k) : sl_buf_append(&fixed, "\xEF\xBF\xBD", 3);
+        p += k ? k : 1;
+    }
+    if (result) {
+        sl_buf_release(&fixed);
+        return -1;
+    }
+    sl_buf_release(out);
+    *out = fixed;
+    return 0;
+}
+
 int sl_extract_mem(enum sl_doc_kind kind, const char *data, size_t len, struct sl_buf *out,
                    char *err, size_t errlen)
 {
+    size_t from = out->len;
+    int result;
     switch (kind) {
     case SL_DOC_TEXT:
     case SL_DOC_MARKDOWN:
         return extract_text(data, len, out, err, errlen);
     case SL_DOC_HTML:
-        return sl_extract_html(data, len, out, err, errlen);
+        result = sl_extract_html(data, len, out, err, errlen);
+        break;
     case SL_DOC_PDF:
-        return sl_extract_pdf(data, len, out, err, errlen);
+        result = sl_extract_pdf(data, len, out, err, errlen);
+        break;
     case SL_DOC_DOCX:
-        return sl_extract_docx(data, len, out, err, errlen);
+        result = sl_extract_docx(data, len, out, err, errlen);
+        break;
+    default:
+        snprintf(err, errlen, "unknown document kind");
+        return -1;
     }
-    snprintf(err, errlen, "unknown document kind");
-    return -1;
+    if (!result && repair_utf8(out, from)) {
+        snprintf(err, errlen, "the text is larger than %zu bytes", out->max);
+        return -1;
+    }
+    return result;
 }
 
 int sl_extract_file(const char *path, struct sl_buf *out, char *err, size_t errlen)
@@ -154,6 +200,8 @@ void sl_md_init(struct sl_md *m, struct sl_buf *out)
 
 void sl_md_break(struct sl_md *m, int level)
 {
+    if (m->glue)
+        return;
     if (level > m->pending)
         m->pending = level;
 }
@@ -167,12 +215,14 @@ static void put(struct sl_md *m, const char *s, size_t n)
 static void flush_break(struct sl_md *m)
 {
     if (m->out->len > 0 && m->pending) {
-        static const char *const seps[] = {"", " ", "\n", "\n\n"};
-        const char *sep = seps[m->pending];
-        /* Don't stack a space after a newline the text already ended with. */
-        if (m->pending == 1 && m->out->ptr[m->out->len - 1] == '\n')
-            sep = "";
-        put(m, sep, strlen(sep));
+        /* Count the newlines the text already ends with, so breaks never stack. */
+        size_t have = 0;
+        while (have < m->out->len && have < 2 && m->out->ptr[m->out->len - 1 - have] == '\n')
+            have++;
+        if (m->pending == 1 && have == 0 && m->out->ptr[m->out->len - 1] != ' ')
+            put(m, " ", 1);
+        for (size_t need = m->pending == 3 ? 2 : m->pending == 2 ? 1 : 0; have < need; have++)
+            put(m, "\n", 1);
     }
     m->pending = 0;
 }
@@ -183,6 +233,7 @@ void sl_md_raw(struct sl_md *m, const char *s, size_t n)
         return;
     flush_break(m);
     put(m, s, n);
+    m->glue = 0;
 }
 
 void sl_md_text(struct sl_md *m, const char *s, size_t n)
@@ -205,4 +256,10 @@ void sl_md_text(struct sl_md *m, const char *s, size_t n)
         }
         i = j;
     }
+}
+
+void sl_md_marker(struct sl_md *m, const char *s, size_t n)
+{
+    sl_md_raw(m, s, n);
+    m->glue = 1;
 }

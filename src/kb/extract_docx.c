@@ -169,7 +169,7 @@ static void paragraph(struct docx *d, const xmlNode *p)
         } else {
             sl_md_break(&d->md, 3);
             if (child(ppr, "numPr"))
-                sl_md_raw(&d->md, "- ", 2);
+                sl_md_marker(&d->md, "- ", 2);
         }
         sl_md_raw(&d->md, b.ptr, b.len);
         sl_md_break(&d->md, 3);

@@ -39,6 +39,25 @@ struct walk {
 
 static void walk(struct walk *w, const xmlNode *n);
 
+/* Navigation that is not marked up as <nav>: role="navigation", and the class names that
+ * documentation generators give their headers, footers and sidebars. */
+static int navigation(const xmlNode *n)
+{
+    static const char *const classes[] = {"navheader", "navfooter", "navbar", "navigation",
+                                          "sphinxsidebar", "breadcrumb", "toc-backref", NULL};
+    xmlChar *role = xmlGetProp(n, (const xmlChar *)"role");
+    xmlChar *cls = xmlGetProp(n, (const xmlChar *)"class");
+    int nav = role && strcasecmp((const char *)role, "navigation") == 0;
+    for (const char *const *c = classes; !nav && cls && *c; c++) {
+        const char *hit = strstr((const char *)cls, *c);
+        size_t k = strlen(*c);
+        nav = hit && (hit == (const char *)cls || hit[-1] == ' ') && (hit[k] == '\0' || hit[k] == ' ');
+    }
+    xmlFree(role);
+    xmlFree(cls);
+    return nav;
+}
+
 static void children(struct walk *w, const xmlNode *n)
 {
     for (const xmlNode *c = n->children; c; c = c->next)
@@ -53,7 +72,7 @@ static void text_of(const xmlNode *n, struct sl_md *m)
             sl_md_text(m, (const char *)n->content, strlen((const char *)n->content));
         return;
     }
-    if (n->type != XML_ELEMENT_NODE || in_list((const char *)n->name, dropped))
+    if (n->type != XML_ELEMENT_NODE || in_list((const char *)n->name, dropped) || navigation(n))
         return;
     if (named(n, "br"))
         sl_md_break(m, 1);
@@ -79,18 +98,20 @@ static void heading(struct walk *w, const xmlNode *n, int level)
     sl_buf_release(&b);
 }
 
-/* One cell's text with "|" escaped. */
-static void cell(struct walk *w, const xmlNode *td)
+/* One cell's text with "|" escaped, into row; returns whether it had any text. */
+static int cell(struct sl_buf *row, const xmlNode *td)
 {
     struct sl_buf b = SL_BUF_INIT(64 * 1024);
     struct sl_md m;
     sl_md_init(&m, &b);
     text_of(td, &m);
-    sl_md_raw(&w->md, " ", 1);
+    sl_buf_append(row, " ", 1);
     for (size_t i = 0; i < b.len; i++)
-        sl_md_raw(&w->md, b.ptr[i] == '|' ? "\\|" : b.ptr + i, b.ptr[i] == '|' ? 2 : 1);
-    sl_md_raw(&w->md, " |", 2);
+        sl_buf_append(row, b.ptr[i] == '|' ? "\\|" : b.ptr + i, b.ptr[i] == '|' ? 2 : 1);
+    sl_buf_append(row, " |", 2);
+    int any = b.len > 0;
     sl_buf_release(&b);
+    return any;
 }
 
 static int rows_of(const xmlNode *n, const xmlNode **rows, int nrows)
@@ -127,24 +148,30 @@ static void table(struct walk *w, const xmlNode *n)
         if (cells_of(r[i]) > cols)
             cols = cells_of(r[i]);
     sl_md_break(&w->md, 3);
-    for (int i = 0; i < nrows && cols; i++) {
-        int k = 0;
-        sl_md_raw(&w->md, "|", 1);
+    struct sl_buf row = SL_BUF_INIT(1024 * 1024);
+    for (int i = 0, out = 0; i < nrows && cols; i++) {
+        int k = 0, any = 0;
+        sl_buf_reset(&row);
+        sl_buf_append(&row, "|", 1);
         for (const xmlNode *c = r[i]->children; c; c = c->next)
             if (named(c, "td") || named(c, "th")) {
-                cell(w, c);
+                any |= cell(&row, c);
                 k++;
             }
+        if (!any) /* layout rows with nothing in them */
+            continue;
         for (; k < cols; k++)
-            sl_md_raw(&w->md, "  |", 3);
+            sl_buf_append(&row, "  |", 3);
+        sl_md_raw(&w->md, row.ptr, row.len);
         sl_md_raw(&w->md, "\n", 1);
-        if (i == 0) {
+        if (out++ == 0) {
             sl_md_raw(&w->md, "|", 1);
             for (k = 0; k < cols; k++)
                 sl_md_raw(&w->md, " --- |", 6);
             sl_md_raw(&w->md, "\n", 1);
         }
     }
+    sl_buf_release(&row);
     sl_md_break(&w->md, 3);
     free(r);
 }
@@ -174,16 +201,17 @@ static void item(struct walk *w, const xmlNode *n, const xmlNode *list)
     static const char indent[] = "                ";
     int depth = w->list_depth > 8 ? 8 : w->list_depth;
     sl_md_break(&w->md, 2);
-    sl_md_raw(&w->md, indent, (size_t)(2 * (depth - 1)));
+    if (depth > 1)
+        sl_md_raw(&w->md, indent, (size_t)(2 * (depth - 1)));
     if (named(list, "ol")) {
         int k = 1;
         for (const xmlNode *c = list->children; c && c != n; c = c->next)
             k += named(c, "li");
         char num[16];
         int nl = snprintf(num, sizeof(num), "%d. ", k);
-        sl_md_raw(&w->md, num, (size_t)nl);
+        sl_md_marker(&w->md, num, (size_t)nl);
     } else {
-        sl_md_raw(&w->md, "- ", 2);
+        sl_md_marker(&w->md, "- ", 2);
     }
     children(w, n);
     sl_md_break(&w->md, 2);
@@ -200,7 +228,7 @@ static void walk(struct walk *w, const xmlNode *n)
         return;
     }
     const char *name = n->name ? (const char *)n->name : "";
-    if (n->type == XML_ELEMENT_NODE && in_list(name, dropped))
+    if (n->type == XML_ELEMENT_NODE && (in_list(name, dropped) || navigation(n)))
         return;
     if (n->type == XML_ELEMENT_NODE && strlen(name) == 2 && (name[0] == 'h' || name[0] == 'H') &&
         name[1] >= '1' && name[1] <= '6') {
