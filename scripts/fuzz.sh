@@ -51,6 +51,14 @@ for f in tests/cases/*/client_request.json tests/cases/*/upstream_response.*; do
   i=$((i + 1))
 done
 
+# fuzz_rerank: one leading byte chooses the parser (see tests/fuzz/fuzz_rerank.c).
+mkdir -p "$out/corpus/fuzz_rerank"
+for f in tests/cases/2[23]?-rerank-*/client_request.json tests/cases/2[23]?-rerank-*/upstream_response*.json; do
+  for pick in 0 1 2 3 4 5; do
+    printf "\\x$(printf %02x $pick)" | cat - "$f" > "$out/corpus/fuzz_rerank/$(echo "$f" | tr / _)-$pick"
+  done
+done
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(ls tests/fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//'))
 status=0

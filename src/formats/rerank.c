@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/limits.h"
 #include "formats/openai.h"
+#include "meter/estimate.h"
 #include "providers/providers.h"
 
 /* ---- the client's request ---------------------------------------------------- */
@@ -84,6 +85,7 @@ int sl_rerank_request_read(const cJSON *root, struct sl_arena *a, struct sl_rera
 {
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "query");
     memset(r, 0, sizeof(*r));
+    r->root = root;
     if (!q)
         return bad(e, "query", "'query' is required");
     if (!cJSON_IsString(q))
@@ -117,6 +119,32 @@ int sl_rerank_batch_limit(enum sl_rerank_wire w, const struct sl_model_cfg *m)
     /* DashScope: 500 documents per request (text-rerank API page); Cohere advises at
      * most 1,000; the Jina-style servers differ, 1024 is within each we know. */
     return w == SL_RERANK_DASHSCOPE ? 500 : w == SL_RERANK_COHERE ? 1000 : 1024;
+}
+
+int64_t sl_rerank_token_limit(enum sl_rerank_wire w)
+{
+    /* DashScope: "the total number of tokens for the query and all documents in a request
+     * cannot exceed 30,000", counted as query tokens x documents + document tokens. */
+    return w == SL_RERANK_DASHSCOPE ? 30000 * 8 / 10 : 0;
+}
+
+int sl_rerank_plan(const struct sl_rerank_req *r, int max_docs, int64_t max_tokens, int *starts)
+{
+    int64_t q = sl_estimate_text(r->query, strlen(r->query)), used = 0;
+    int n = 0, in_part = 0;
+    for (int i = 0; i < r->ndocs; i++) {
+        int64_t t = q + sl_estimate_text(r->docs[i], strlen(r->docs[i]));
+        if (in_part && (in_part == max_docs || (max_tokens > 0 && used + t > max_tokens)))
+            in_part = 0;
+        if (!in_part) {
+            starts[n++] = i;
+            used = 0;
+        }
+        in_part++;
+        used += t;
+    }
+    starts[n] = r->ndocs;
+    return n;
 }
 
 /* "https://host:port" of a URL (its scheme and authority). */
@@ -172,6 +200,32 @@ static int part_top_n(const struct sl_rerank_req *r, int cnt)
     return r->top_n < cnt ? r->top_n : cnt;
 }
 
+static int known_field(const char *k)
+{
+    static const char *const known[] = {"model", "query", "documents", "top_n", "return_documents"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(k, known[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The client's other top-level fields, as ",key:value" pairs. */
+static int put_extra(struct sl_buf *b, const cJSON *root)
+{
+    const cJSON *f;
+    int rc = 0;
+    cJSON_ArrayForEach(f, root)
+    {
+        if (!f->string || known_field(f->string))
+            continue;
+        char *v = cJSON_PrintUnformatted(f);
+        rc |= !v || sl_buf_puts(b, ",") || quote(b, f->string) || sl_buf_puts(b, ":") ||
+              sl_buf_puts(b, v);
+        cJSON_free(v);
+    }
+    return rc;
+}
+
 /* Jina, SiliconFlow, vLLM: {model, query, documents, top_n, return_documents}. Cohere
  * v2: the same without return_documents (v2 never returns the documents). */
 static int flat_body(enum sl_rerank_wire w, const struct sl_rerank_req *r, const char *model,
@@ -184,6 +238,8 @@ static int flat_body(enum sl_rerank_wire w, const struct sl_rerank_req *r, const
         rc |= sl_buf_printf(b, ",\"top_n\":%d", part_top_n(r, cnt));
     if (w == SL_RERANK_JINA && r->return_documents >= 0)
         rc |= sl_buf_printf(b, ",\"return_documents\":%s", r->return_documents ? "true" : "false");
+    if (r->root)
+        rc |= put_extra(b, r->root);
     return rc | sl_buf_puts(b, "}");
 }
 

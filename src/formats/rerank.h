@@ -23,6 +23,7 @@
 /* A client request, validated. Strings point into the caller's cJSON tree; docs is
  * in the arena given to sl_rerank_request_read. */
 struct sl_rerank_req {
+    const cJSON *root;    /* the whole request: its other fields go to flat-shape providers */
     const char *query;
     const char **docs;
     int ndocs;
@@ -48,6 +49,18 @@ enum sl_rerank_wire sl_rerank_wire_of(const struct sl_provider_cfg *p);
  * shape's published limit (DashScope 500, Cohere 1000, Jina-style 1024). */
 int sl_rerank_batch_limit(enum sl_rerank_wire w, const struct sl_model_cfg *m);
 
+/* Tokens one upstream request may carry, counting the query once per document as the
+ * provider does: DashScope's 30,000, of which sluice fills 80% by its own estimate (an
+ * estimate, so a margin); 0 = no limit (the other shapes). */
+int64_t sl_rerank_token_limit(enum sl_rerank_wire w);
+
+/* Splits r's documents into parts of consecutive documents, each at most max_docs long
+ * and, when max_tokens > 0, at most max_tokens by sl_estimate_text (query + document per
+ * document; a document over the limit alone goes alone: the provider truncates it).
+ * Writes the first document of each part to starts[0..n) and starts[n] = r->ndocs (starts
+ * has room for r->ndocs + 1); returns n. */
+int sl_rerank_plan(const struct sl_rerank_req *r, int max_docs, int64_t max_tokens, int *starts);
+
 /* The upstream URL of model m in shape w: rerank_url when set; else base_url +
  * "/rerank" (Jina-style), base_url + "/v2/rerank" (Cohere, base_url without /v1 or
  * /v2), or the DashScope native path on base_url's scheme and host. In the arena. */
@@ -56,7 +69,9 @@ const char *sl_rerank_url(enum sl_rerank_wire w, const struct sl_model_cfg *m, s
 /* Builds the upstream request for documents [off, off+cnt) of r to model m in shape w:
  * URL, headers (with the key) and body, in the arena. top_n is sent as
  * min(r->top_n, cnt): the overall top n is always within the parts' own top n.
- * Returns 0, or -1 when out of memory. */
+ * The Jina-style and Cohere bodies also carry every other top-level field of the
+ * client's request as it was (vendor options such as max_chunks_per_doc, instruction,
+ * max_tokens_per_doc). Returns 0, or -1 when out of memory. */
 int sl_rerank_encode(enum sl_rerank_wire w, const struct sl_rerank_req *r,
                      const struct sl_model_cfg *m, int off, int cnt, struct sl_arena *a,
                      struct sl_encoded *out);

@@ -58,7 +58,8 @@ struct rr {
     char retry_after[32];
     /* the attempt's parts and what they returned */
     enum sl_rerank_wire wire;
-    int limit, nparts, started, finished;
+    int nparts, started, finished;
+    int *starts;                       /* part i is documents [starts[i], starts[i+1]) */
     struct part *parts;
     struct sl_rerank_hit *hits;        /* one slot per document */
     int nhits;
@@ -146,6 +147,8 @@ static void on_waiting_gone(struct sl_exchange *x)
 {
     struct rr *r = x->state;
     evtimer_del(r->wait);
+    x->status = 499;
+    fill_row(r);
     sl_exchange_client_left(x);
 }
 
@@ -385,8 +388,8 @@ static int start_parts(struct rr *r)
         struct part *p = &r->parts[r->started];
         memset(p, 0, sizeof(*p));
         p->r = r;
-        p->off = r->started * r->limit;
-        p->cnt = r->req.ndocs - p->off < r->limit ? r->req.ndocs - p->off : r->limit;
+        p->off = r->starts[r->started];
+        p->cnt = r->starts[r->started + 1] - p->off;
         sl_buf_init(&p->body, SL_MAX_UPSTREAM_BODY);
         r->started++;
         if (start_part(r, p))
@@ -399,6 +402,8 @@ static void on_client_gone(struct sl_exchange *x)
 {
     struct rr *r = x->state;
     cancel_parts(r);
+    x->status = 499;
+    fill_row(r);
     sl_exchange_client_left(x);
 }
 
@@ -421,14 +426,16 @@ static void begin_attempt(struct rr *r)
     x->row.attempt = r->attempts;
     r->attempt_start_us = now;
     r->wire = sl_rerank_wire_of(r->model->p);
-    r->limit = sl_rerank_batch_limit(r->wire, r->model);
-    r->nparts = (r->req.ndocs + r->limit - 1) / r->limit;
-    r->parts = sl_arena_alloc(x->arena, (size_t)r->nparts * sizeof(*r->parts));
+    r->starts = sl_arena_alloc(x->arena, ((size_t)r->req.ndocs + 1) * sizeof(*r->starts));
+    r->nparts = r->starts ? sl_rerank_plan(&r->req, sl_rerank_batch_limit(r->wire, r->model),
+                                           sl_rerank_token_limit(r->wire), r->starts)
+                          : 0;
+    r->parts = sl_arena_alloc(x->arena, (size_t)r->nparts * sizeof(*r->parts) + 1);
     r->nhits = 0;
     r->tokens = r->search_units = 0;
     r->estimated = 0;
     x->on_gone = on_client_gone;
-    if (!r->parts || start_parts(r))
+    if (!r->starts || !r->parts || start_parts(r))
         fail_transport(r, SL_UP_UNREACHABLE, "cannot start the upstream request");
     else
         sl_exchange_overhead_end(x);

@@ -137,6 +137,10 @@ static int add_sim(struct sl_server *srv, struct sl_config *cfg)
     for (const char *const *m = sl_sim_models; *m; m++)
         if (!sl_config_find_model(cfg, *m) && sl_config_add_model(cfg, *m, "sim", *m))
             return -1;
+    /* the sim's reranker, so a knowledge base's stage 2 runs offline too */
+    if (!sl_config_find_model(cfg, "sim-rerank") &&
+        sl_config_add_model(cfg, "sim-rerank", "sim", "sim-rerank"))
+        return -1;
     return 1;
 }
 
@@ -153,11 +157,11 @@ static void log_config(const struct sl_config *cfg, int sim, size_t keys)
     sl_info("%zu provider(s) enabled, %zu model(s) served", enabled_providers(cfg), models);
     if (sim && cfg->sim == 1)
         sl_info("sim: true: serving the built-in simulated provider too (models sim-small, "
-                "sim-large, sim-reasoner)");
+                "sim-large, sim-reasoner, sim-rerank)");
     else if (sim)
         sl_info("no provider key is set: serving the built-in simulated provider (models "
-                "sim-small, sim-large, sim-reasoner). Set e.g. DEEPSEEK_API_KEY to use a real "
-                "provider.");
+                "sim-small, sim-large, sim-reasoner, sim-rerank). Set e.g. DEEPSEEK_API_KEY to use "
+                "a real provider.");
     if (keys == 0)
         sl_info("no virtual keys exist: sluice is open to loopback clients only, with any or no "
                 "bearer token (create one with 'sluice keys create')");

@@ -156,6 +156,19 @@ test('600 documents to DashScope (500 a request): two parts, one merged ranking'
   stack.record('rr-ds', { prompt: tokens });
 });
 
+test('50 chunks of ~800 tokens to DashScope: split by its 30,000-token cap, not only by count', T, async () => {
+  // ~2,700 ASCII characters: sluice estimates ~800 tokens a chunk, 50 of them ~41,000 > 24,000
+  const filler = (i) => Array.from({ length: 450 }, (_, k) => ['clause', 'term', 'party', 'fee'][(i + k) % 4]).join(' ');
+  const docs = Array.from({ length: 50 }, (_, i) => `chunk ${i} ${i === 37 ? 'termination notice period' : ''} ${filler(i)}`);
+  const query = 'termination notice period';
+  const r = await rerank({ model: 'rr-ds', query, documents: docs, top_n: 3 });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.results[0].index, 37);
+  assertRanked(r.body.results, expected(query, docs, 3), 'token split');
+  assert.equal(r.body.meta.billed_units.search_units, 2, 'two requests under the token cap');
+  stack.record('rr-ds', { prompt: r.body.usage.prompt_tokens });
+});
+
 test('an injected 429 (fail_times=1) is retried: the client sees 200', T, async () => {
   const query = 'retry me please @sim:status=429 @sim:retry_after=1 @sim:fail_times=1';
   const r = await rerank({ model: 'rr-jina', query, documents: ['retry me', 'no'] });

@@ -508,6 +508,28 @@ static void assert_models_resolved(const struct sl_config *cfg)
     }
 }
 
+static void test_rerank_keys(void **state)
+{
+    struct sl_config *cfg = parse_ok("providers:\n"
+                                     "  - { name: co, kind: openai, base_url: https://api.cohere.com, rerank: cohere }\n"
+                                     "  - { name: ds, kind: openai, base_url: http://x/v1, rerank: dashscope,\n"
+                                     "      rerank_url: http://x/own/rerank }\n"
+                                     "  - { name: j, kind: openai, base_url: http://y/v1, preset: jina }\n"
+                                     "models:\n"
+                                     "  - { name: r, provider: ds, capabilities: [rerank] }\n");
+    assert_int_equal(cfg->providers[0].rerank, SL_RERANK_COHERE);
+    assert_int_equal(cfg->providers[1].rerank, SL_RERANK_DASHSCOPE);
+    assert_string_equal(cfg->providers[1].rerank_url, "http://x/own/rerank");
+    assert_int_equal(cfg->providers[2].rerank, SL_RERANK_AUTO);
+    assert_string_equal(cfg->providers[2].preset, "jina");
+    assert_int_equal(cfg->models[0].capabilities, SL_CAP_RERANK);
+    sl_config_free(cfg);
+    char *errors = parse_fail("providers:\n"
+                              "  - { name: p, kind: openai, base_url: http://x/v1, rerank: voyage }\n");
+    assert_has(errors, "t.yaml:2: providers[0].rerank: 'voyage' is not one of jina, cohere, dashscope");
+    free(errors);
+}
+
 static void test_add_keeps_pointers_valid(void **state)
 {
     struct sl_config *cfg = parse_ok("upstream:\n  connect_timeout: 2s\n"
@@ -572,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_example_loads_without_keys),
         cmocka_unit_test(test_add_keeps_pointers_valid),
+        cmocka_unit_test(test_rerank_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
