@@ -248,6 +248,23 @@ test('documents over HTTP: list, add text, delete; and kb rm', T, async () => {
   assert.equal(res.status, 404);
 });
 
+test('stage 2 with a strong embedding model embeds each candidate chunk at most once', T, async () => {
+  let r = await kb('create', 'strong', '--embed', 'sim-small', '--strong-embed', 'sim-large', '--answer', 'sim-small');
+  assert.equal(r.code, 0, r.stderr);
+  r = await kb('add', 'strong', path.join(corpus.dir, 'guides'));
+  assert.equal(r.code, 0, r.stderr);
+  const search = async (query) => (await (await fetch(`${stack.url}/v1/kb/strong/search`, { method: 'POST',
+    body: JSON.stringify({ query }) })).json());
+  const q = 'How do hedged requests work?';
+  const first = await search(q), second = await search(q);
+  assert.equal(first.reranked, true);
+  assert.match(first.data[0].heading, /Hedged requests/);
+  assert.ok(first.usage.rerank.tokens > first.usage.recall.tokens, 'the first search embeds the candidates');
+  // the second embeds only the question: the candidates' strong vectors are stored
+  assert.equal(second.usage.rerank.tokens, second.usage.recall.tokens);
+  assert.deepEqual(second.data.map((h) => [h.chunk_id, h.scores.rerank]), first.data.map((h) => [h.chunk_id, h.scores.rerank]));
+});
+
 test('sluice exits 0 on SIGTERM with no sanitizer report', T, async () => {
   const r = await stack.stop();
   assert.equal(r.serve.code, 0, stack.stderrTail());
