@@ -232,7 +232,9 @@ static int load(const char *path, struct eval *e)
 int cmd_kb_eval(int argc, char **argv)
 {
     struct kb_cli_opts o = {0};
-    struct eval e = {.v = {{"two-stage", 1, 1}, {"stage-1-only", 0, 1}, {"no-bm25", 1, 0}}};
+    struct eval e = {.v = {{.name = "two-stage", .rerank = 1, .bm25 = 1},
+                           {.name = "stage-1-only", .rerank = 0, .bm25 = 1},
+                           {.name = "no-bm25", .rerank = 1, .bm25 = 0}}};
     const char *file = NULL;
     int rc = 0;
     if (sl_cli_wants_help(argc, argv)) {
