@@ -59,6 +59,10 @@ for f in tests/cases/2[23]?-rerank-*/client_request.json tests/cases/2[23]?-rera
   done
 done
 
+# fuzz_kb_terms: plain text, Chinese and English.
+mkdir -p "$out/corpus/fuzz_kb_terms"
+printf '\xe4\xbb\x98\xe6\xac\xbe\xe6\x96\xb9\xe5\xbc\x8f: Net-30 Days, Stra\xc3\x9fe' > "$out/corpus/fuzz_kb_terms/mixed"
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(ls tests/fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//'))
 status=0
