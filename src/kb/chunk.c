@@ -414,6 +414,8 @@ static void add_chunk(struct ctx *c, struct sl_chunk **v, size_t *n, size_t *cap
         *cap = nc;
     }
     long sec = section_at(c, s);
+    if (sec < 0 && c->nh > 0 && c->h[0].line < e)
+        sec = 0; /* a chunk that starts before the first heading is named by it */
     int64_t size = own ? sl_chunk_measure(c->p->unit, txt, tl) : sl_cost_span(&c->x, s, e);
     if (!own && c->p->unit == SL_CHUNK_TOKENS)
         size = (size + 9) / 10; /* as sl_estimate_text rounds */

@@ -1,5 +1,6 @@
 /* Chunking profiles (a table row each), their registry, "auto" detection, the heading lines
  * that open sections, and the two length units. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +153,7 @@ int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n)
 
 /* Per-byte weights: code points, and tenths of a token as sl_estimate_text counts them. */
 static uint8_t weights[2][256];
-static int weights_ready;
+static pthread_once_t weights_once = PTHREAD_ONCE_INIT;
 
 static void init_weights(void)
 {
@@ -161,7 +162,6 @@ static void init_weights(void)
         weights[SL_CHUNK_TOKENS][c] = c < 0x80 ? ((c == ' ' || c == '\n' || c == '\t') ? 1 : 3)
                                       : c < 0xC0 ? 0 : c < 0xE0 ? 4 : c < 0xF0 ? 6 : 10;
     }
-    weights_ready = 1;
 }
 
 /* The weight of one block, written so that the compiler vectorises it. */
@@ -188,8 +188,7 @@ static uint32_t block_tenths(const unsigned char *p)
 int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
                        size_t len)
 {
-    if (!weights_ready) /* idempotent: racing threads write the same bytes */
-        init_weights();
+    pthread_once(&weights_once, init_weights);
     int chars = unit == SL_CHUNK_CHARS;
     x->t = (const unsigned char *)t;
     x->len = len;

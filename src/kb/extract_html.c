@@ -40,11 +40,11 @@ struct walk {
 static void walk(struct walk *w, const xmlNode *n);
 
 /* Navigation that is not marked up as <nav>: role="navigation", and the class names that
- * documentation generators give their headers, footers and sidebars. */
+ * documentation generators give their headers, footers, sidebars and heading permalinks. */
 static int navigation(const xmlNode *n)
 {
     static const char *const classes[] = {"navheader", "navfooter", "navbar", "navigation",
-                                          "sphinxsidebar", "breadcrumb", "toc-backref", NULL};
+                                          "sphinxsidebar", "breadcrumb", "headerlink", NULL};
     xmlChar *role = xmlGetProp(n, (const xmlChar *)"role");
     xmlChar *cls = xmlGetProp(n, (const xmlChar *)"class");
     int nav = role && strcasecmp((const char *)role, "navigation") == 0;

@@ -113,3 +113,45 @@ test('kb chunk --type langchain matches @langchain/textsplitters chunk for chunk
   assert.ok(compared >= 200, `compared ${compared} runs`);
   assert.ok(chunks > 5000, `compared ${chunks} chunks`);
 });
+
+test('kb chunk: a contract by clauses with heading paths, and clear errors', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-kbchunk-'));
+  try {
+    let text = '服务合同\n\n第一章 总则\n\n';
+    for (let k = 1; k <= 30; k++) {
+      text += `第${k}条 `;
+      for (let s = 0; s < 1 + (k * 7) % 25; s++) text += '甲方应按第五条约定的方式付款，乙方应及时开具发票。';
+      text += '\n\n';
+    }
+    const file = path.join(dir, '合同.txt');
+    writeFileSync(file, text);
+    const r = await runSluice(['kb', 'chunk', file, '--format', 'json', '--size', '300', '--overlap', '30']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(sanitizerReports(r.stderr), []);
+    const got = JSON.parse(r.stdout);
+    assert.equal(got.profile, 'contract'); // auto
+    assert.ok(got.chunks.length > 10);
+    const bytes = Buffer.from(text);
+    for (const c of got.chunks) {
+      assert.ok(c.size <= 300, `size ${c.size}`);
+      assert.ok(!/^[。！？；，]/.test(c.text));
+      assert.ok(!c.heading.includes('第五条'), c.heading);
+      assert.match(c.heading, /^第一章 总则( > 第\d+条)?$/);
+      if (c.text.startsWith('第')) assert.ok(c.heading.endsWith(c.text.match(/^第\d+条/)[0]));
+      assert.ok(bytes.subarray(c.start, c.end).toString().startsWith(c.text.slice(0, 10)));
+    }
+    const missing = await runSluice(['kb', 'chunk', path.join(dir, 'nope.pdf')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nope\.pdf: No such file/);
+    const corrupt = path.join(dir, 'bad.pdf');
+    writeFileSync(corrupt, '%PDF-1.4\nnot really');
+    const bad = await runSluice(['kb', 'chunk', corrupt]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /bad\.pdf: .*PDF/);
+    const usage = await runSluice(['kb', 'chunk', file, '--type', 'nope']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /unknown --type nope/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

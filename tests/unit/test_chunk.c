@@ -438,6 +438,15 @@ static void test_langchain_mode(void **state)
     sl_arena_free(r.a);
 }
 
+static void test_preamble_is_named_by_the_first_heading(void **state)
+{
+    const char *t = "Title page\n\n# Scope\n\nWhat this covers.\n";
+    struct result r = chunk(sl_chunk_profile("techdoc"), t, strlen(t));
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.c[0].heading, "Scope");
+    sl_arena_free(r.a);
+}
+
 static void test_empty_and_blank(void **state)
 {
     static const char *const names[] = {"contract", "techdoc", "default", "langchain"};
@@ -466,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_detect),
         cmocka_unit_test(test_profiles_registry),
         cmocka_unit_test(test_langchain_mode),
+        cmocka_unit_test(test_preamble_is_named_by_the_first_heading),
         cmocka_unit_test(test_empty_and_blank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

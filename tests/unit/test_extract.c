@@ -86,7 +86,7 @@ static void test_html(void **state)
         "<nav><a href='/'>Home</a> menu</nav><div role='navigation'>Side links</div>"
         "<h1>User   guide</h1><p>First <b>bold</b>\n paragraph.</p>"
         "<script>var secret = 1;</script>"
-        "<h2>Install</h2><ul><li><p>one</p></li><li>two<ul><li>nested</li></ul></li></ul>"
+        "<h2>Install<a class=\"headerlink\" href=\"#install\">\xc2\xb6</a></h2><ul><li><p>one</p></li><li>two<ul><li>nested</li></ul></li></ul>"
         "<ol><li>first</li><li>second</li></ol>"
         "<table><tr><th>key</th><th>value</th></tr><tr><td>a|b</td><td>1</td></tr>"
         "<tr><td></td><td></td></tr><tr><td>c</td></tr></table>"
