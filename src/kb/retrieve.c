@@ -2,6 +2,7 @@
 #include "kb/retrieve.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,10 +63,13 @@ static int recall_vectors(sqlite3 *db, struct sl_kb_client *c, const struct sl_k
     return rc;
 }
 
-/* Terms in more than this share of the chunks (of every knowledge base in the store) are
- * left out of the BM25 query when rarer ones exist: they rank almost nothing and would
- * make FTS5 score nearly every row ("the", "是"). */
-#define COMMON_SHARE 0.15
+/* Terms in more than this share of the chunks (of every knowledge base in the store), and
+ * in more than COMMON_MIN chunks, are left out of the BM25 query when rarer ones exist:
+ * they rank almost nothing and make FTS5 score a large part of the rows ("the", "是").
+ * A question of common terms only keeps its COMMON_KEEP rarest. */
+#define COMMON_SHARE 0.05
+#define COMMON_MIN 20
+#define COMMON_KEEP 3
 
 int sl_kb_bm25(sqlite3 *db, const struct sl_kb *kb, const char *q, int k, int64_t *ids,
                double *scores, char *err, size_t errlen)
@@ -79,11 +83,24 @@ int sl_kb_bm25(sqlite3 *db, const struct sl_kb *kb, const char *q, int k, int64_
         terms[i] = all.ptr + off[i];
     if (nt > 0 && sl_kbs_term_docs(db, kb->id, terms, lens, nt, docs, &total, err, errlen))
         got = -1;
+    double common = COMMON_SHARE * (double)total > COMMON_MIN ? COMMON_SHARE * (double)total : COMMON_MIN;
     int rare = 0;
     for (int i = 0; i < nt && got == 0; i++)
-        rare += docs[i] > 0 && (double)docs[i] <= COMMON_SHARE * (double)total;
+        rare += docs[i] > 0 && (double)docs[i] <= common;
+    int64_t keep_below = INT64_MAX; /* no rare term: the COMMON_KEEP rarest */
+    if (!rare && nt > COMMON_KEEP) {
+        int64_t sorted[MAX_QUERY_TERMS];
+        memcpy(sorted, docs, (size_t)nt * sizeof(int64_t));
+        for (int i = 1; i < nt; i++) /* insertion sort: a handful of terms */
+            for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+                int64_t t = sorted[j];
+                sorted[j] = sorted[j - 1];
+                sorted[j - 1] = t;
+            }
+        keep_below = sorted[COMMON_KEEP - 1];
+    }
     for (int i = 0; i < nt && got == 0; i++) {
-        if (docs[i] == 0 || (rare && (double)docs[i] > COMMON_SHARE * (double)total))
+        if (docs[i] == 0 || (rare && (double)docs[i] > common) || (!rare && docs[i] > keep_below))
             continue;
         if ((kept++ && sl_buf_puts(&match, " OR ")) || sl_buf_puts(&match, "\"") ||
             sl_buf_append(&match, terms[i], lens[i]) || sl_buf_puts(&match, "\""))
