@@ -27,6 +27,7 @@ enum access {
     OPEN,   /* health and metrics */
     CLIENT, /* a virtual key when any exists; loopback clients only while none does */
     ADMIN,  /* the master key (the handler checks it: sl_admin_authorized) */
+    KB,     /* the master key, or as CLIENT (the knowledge base: writes need the master key) */
 };
 
 /* To add an endpoint: a row here, a handler in its own file declared in
@@ -55,11 +56,11 @@ static const struct route {
     {EVHTTP_REQ_POST, "/admin/keys", sl_admin_keys_create_handle, ADMIN},
     {EVHTTP_REQ_GET, "/admin/keys", sl_admin_keys_list_handle, ADMIN},
     {EVHTTP_REQ_DELETE, "/admin/keys/", sl_admin_keys_revoke_handle, ADMIN},
-    {EVHTTP_REQ_POST, "/v1/kb", sl_kb_handle, CLIENT},
-    {EVHTTP_REQ_GET, "/v1/kb", sl_kb_handle, CLIENT},
-    {EVHTTP_REQ_POST, "/v1/kb/", sl_kb_handle, CLIENT},
-    {EVHTTP_REQ_GET, "/v1/kb/", sl_kb_handle, CLIENT},
-    {EVHTTP_REQ_DELETE, "/v1/kb/", sl_kb_handle, CLIENT},
+    {EVHTTP_REQ_POST, "/v1/kb", sl_kb_handle, KB},
+    {EVHTTP_REQ_GET, "/v1/kb", sl_kb_handle, KB},
+    {EVHTTP_REQ_POST, "/v1/kb/", sl_kb_handle, KB},
+    {EVHTTP_REQ_GET, "/v1/kb/", sl_kb_handle, KB},
+    {EVHTTP_REQ_DELETE, "/v1/kb/", sl_kb_handle, KB},
 };
 
 static void make_id(char *out, size_t cap)
@@ -249,7 +250,7 @@ static int authenticate(struct sl_exchange *x, const char *path)
     struct sl_error e;
     struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
     const char *bearer = sl_keys_presented(evhttp_find_header(in, "Authorization"), NULL);
-    if (sl_keys_secret_equal(bearer, x->w->srv->kb_token)) {
+    if (bearer && strncmp(bearer, "sk-kb-", 6) == 0 && sl_keys_secret_equal(bearer, x->w->srv->kb_token)) {
         /* the knowledge base's own model calls: billed to the key it works for */
         const char *for_key = evhttp_find_header(in, "x-sluice-kb-key");
         snprintf(x->row.key, sizeof(x->row.key), "%.127s", for_key ? for_key : "");
@@ -278,6 +279,15 @@ static int authenticate(struct sl_exchange *x, const char *path)
     return -1;
 }
 
+/* The request carries "Authorization: Bearer <master key>" (one is configured). */
+static int is_master(struct sl_exchange *x)
+{
+    const char *master = x->snap->cfg->master_key;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
+    return master[0] &&
+           sl_keys_secret_equal(sl_keys_presented(evhttp_find_header(in, "Authorization"), NULL), master);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct sl_worker *w = arg;
@@ -291,7 +301,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     int known;
     const struct route *r = find_route(path ? path : "", evhttp_request_get_command(req), &known);
     if (r) {
-        if (r->access != CLIENT || authenticate(x, path) == 0)
+        if ((r->access != CLIENT && r->access != KB) ||
+            (r->access == KB && is_master(x) ? collect_tags(x, NULL, &sl_openai_client) == 0
+                                              : authenticate(x, path) == 0))
             r->fn(x);
     } else if (known)
         sl_exchange_error(x, 405, "invalid_request_error", "method not allowed for this path", NULL,
