@@ -33,6 +33,15 @@ static inline size_t sl_utf8_len(unsigned char c)
  * ceil(sum / 10) is exactly the estimate of the concatenation). */
 int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n);
 
+/* Bits set in a 16-bit mask, without a library call on CPUs built for without POPCNT. */
+static inline unsigned sl_bits16(unsigned x)
+{
+    x = x - ((x >> 1) & 0x5555u);
+    x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+    x = (x + (x >> 4)) & 0x0F0Fu;
+    return (x + (x >> 8)) & 0x1Fu;
+}
+
 /* Constant-time cost of any span of one text: per-byte weights (a code point's weight on
  * its lead byte, 0 on continuation bytes; the same sums as sl_chunk_cost on UTF-8) summed
  * in blocks of SL_COST_BLOCK bytes, so a span costs two short scans and a subtraction. */
@@ -61,7 +70,7 @@ static inline int64_t sl_cost_prefix(const struct sl_cost_index *x, size_t i)
         unsigned cont = (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8((char)0xC0))) &
                         high; /* 0x80..0xBF: below 0xC0 as signed and high */
         if (x->chars)
-            return sum + __builtin_popcount(keep & ~cont);
+            return sum + sl_bits16(keep & ~cont);
         unsigned ws = (unsigned)_mm_movemask_epi8(_mm_or_si128(
                           _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
@@ -70,9 +79,9 @@ static inline int64_t sl_cost_prefix(const struct sl_cost_index *x, size_t i)
                          high, /* 0xE0..0xFF */
             ge_f0 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xEF))) & high;
         unsigned ascii = keep & ~high, lead = high & ~cont;
-        return sum + __builtin_popcount(ws) + 3 * __builtin_popcount(ascii & ~ws) +
-               4 * __builtin_popcount(lead) + 2 * __builtin_popcount(ge_e0) +
-               4 * __builtin_popcount(ge_f0);
+        return sum + sl_bits16(ws) + 3 * sl_bits16(ascii & ~ws) +
+               4 * sl_bits16(lead) + 2 * sl_bits16(ge_e0) +
+               4 * sl_bits16(ge_f0);
     }
 #endif
     for (size_t k = from; k < i; k++)
@@ -84,17 +93,33 @@ static inline int64_t sl_cost_span(const struct sl_cost_index *x, size_t s, size
     return sl_cost_prefix(x, e) - sl_cost_prefix(x, s);
 }
 
-/* memmem, faster for the separators that start with an ASCII byte (memchr, then compare). */
+/* memmem, faster for the separators that start with an ASCII byte: one byte by memchr,
+ * longer ones by comparing their first two bytes 16 positions at a time. */
 static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n, size_t nn)
 {
     if (nn == 0 || nn > hn)
         return NULL;
     if ((unsigned char)n[0] >= 0x80)
         return memmem(h, hn, n, nn);
-    const char *end = h + hn - nn + 1;
     if (nn == 1)
         return memchr(h, n[0], hn);
-    for (const char *p = h; p < end; p++) {
+    const char *p = h, *end = h + hn - nn + 1; /* candidates are [h, end) */
+#if defined(__SSE2__)
+    const __m128i a = _mm_set1_epi8(n[0]), b = _mm_set1_epi8(n[1]);
+    for (; p + 17 <= h + hn && p + 16 <= end; p += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(x, a), _mm_cmpeq_epi8(y, b)));
+        while (m) {
+            const char *q = p + __builtin_ctz(m);
+            if (nn == 2 || memcmp(q + 2, n + 2, nn - 2) == 0)
+                return q;
+            m &= m - 1;
+        }
+    }
+#endif
+    for (; p < end; p++) {
         p = memchr(p, n[0], (size_t)(end - p));
         if (!p)
             return NULL;
