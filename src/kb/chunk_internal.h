@@ -33,6 +33,10 @@ static inline size_t sl_utf8_len(unsigned char c)
  * ceil(sum / 10) is exactly the estimate of the concatenation). */
 int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n);
 
+/* The same per-byte weights as struct sl_cost_index below, summed over one span directly
+ * (SIMD): cheaper than building an index when each byte is weighed only a few times. */
+int64_t sl_cost_weigh(enum sl_chunk_unit unit, const char *s, size_t n);
+
 /* Bits set in a 16-bit mask, without a library call on CPUs built for without POPCNT. */
 static inline unsigned sl_bits16(unsigned x)
 {
@@ -147,7 +151,7 @@ long sl_chunk_headings(const char *text, size_t len, unsigned flags, struct sl_a
 size_t sl_chunk_clause_marker(const char *p, const char *end, int *level);
 
 /* LangChain's RecursiveCharacterTextSplitter (keepSeparator true), over spans of text. */
-int sl_chunk_langchain(const struct sl_chunk_profile *p, const struct sl_cost_index *x,
-                       const char *text, size_t len, struct sl_kb_spans *out);
+int sl_chunk_langchain(const struct sl_chunk_profile *p, const char *text, size_t len,
+                       struct sl_kb_spans *out);
 
 #endif

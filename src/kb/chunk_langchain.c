@@ -8,7 +8,6 @@
 
 struct lc {
     const struct sl_chunk_profile *p;
-    const struct sl_cost_index *x;
     const char *text;
     int64_t size, overlap;
 };
@@ -162,12 +161,9 @@ static int split_text(const struct lc *c, size_t s, size_t e, int from, struct s
     }
     size_t good = 0; /* pieces[good_from, i) are the pending good splits */
     size_t good_from = 0;
-    /* The pieces are contiguous: one prefix lookup per piece. */
-    int64_t before = pieces.n ? sl_cost_prefix(c->x, pieces.v[0].s) : 0;
     for (size_t i = 0; i < pieces.n && !result; i++) {
         struct sl_kb_span *sp = &pieces.v[i];
-        int64_t after = sl_cost_prefix(c->x, sp->e), w = after - before;
-        before = after;
+        int64_t w = sl_cost_weigh(c->p->unit, c->text + sp->s, sp->e - sp->s);
         lens[i] = c->p->unit == SL_CHUNK_CHARS ? w : (w + 9) / 10;
         if (lens[i] < c->size) {
             if (good == 0)
@@ -194,10 +190,10 @@ out:
     return result;
 }
 
-int sl_chunk_langchain(const struct sl_chunk_profile *p, const struct sl_cost_index *x,
-                       const char *text, size_t len, struct sl_kb_spans *out)
+int sl_chunk_langchain(const struct sl_chunk_profile *p, const char *text, size_t len,
+                       struct sl_kb_spans *out)
 {
-    struct lc c = {p, x, text, p->size, p->overlap};
+    struct lc c = {p, text, p->size, p->overlap};
     if (len == 0)
         return 0;
     return split_text(&c, 0, len, 0, out);

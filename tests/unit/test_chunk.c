@@ -77,6 +77,17 @@ static struct result chunk(const struct sl_chunk_profile *p, const char *t, size
     struct result r = {sl_arena_new(), NULL, 0};
     assert_non_null(r.a);
     assert_int_equal(sl_chunk_text(p, t, len, r.a, &r.c, &r.n), 0);
+    /* A chunk's text is the source slice itself (not NUL-terminated) or, for a table part
+     * with its header repeated, an arena copy; the checks below read NUL-terminated copies. */
+    for (size_t i = 0; i < r.n; i++) {
+        struct sl_chunk *c = &r.c[i];
+        if (c->text == t + c->start)
+            assert_int_equal(c->len, c->end - c->start);
+        else
+            assert_true(c->text < t || c->text > t + len);
+        c->text = sl_arena_strndup(r.a, c->text, c->len);
+        assert_non_null(c->text);
+    }
     return r;
 }
 
