@@ -508,7 +508,7 @@ static int chunk_langchain(const struct sl_chunk_profile *p, const char *text, s
         result = -1;
     for (size_t i = 0; !result && i < sp.n; i++) {
         size_t s = sp.v[i].s, e = sp.v[i].e;
-        int64_t size = sl_cost_weigh(p->unit, text + s, e - s);
+        int64_t size = sp.v[i].w;
         if (p->unit == SL_CHUNK_TOKENS)
             size = (size + 9) / 10;
         (*out)[i] = (struct sl_chunk){s, e, text + s, e - s, "", (int)size};

@@ -185,51 +185,8 @@ static uint32_t block_tenths(const unsigned char *p)
     return n;
 }
 
-/* The sum of the per-byte weights of [t, t + n), 16 bytes at a time. */
-int64_t sl_cost_weigh(enum sl_chunk_unit unit, const char *s, size_t n)
-{
-    pthread_once(&weights_once, init_weights);
-    const unsigned char *t = (const unsigned char *)s;
-    const uint8_t *w = weights[unit == SL_CHUNK_CHARS ? SL_CHUNK_CHARS : SL_CHUNK_TOKENS];
-    int64_t sum = 0;
-    size_t i = 0;
-#if defined(__SSE2__)
-    const __m128i zero = _mm_setzero_si128();
-    __m128i acc = zero;
-    if (unit == SL_CHUNK_CHARS) {
-        const __m128i one = _mm_set1_epi8(1), cont_max = _mm_set1_epi8((char)0xBF);
-        for (; i + 16 <= n; i += 16) { /* a byte above 0xBF as signed is not a continuation */
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
-            __m128i k = _mm_and_si128(_mm_cmpgt_epi8(v, cont_max), one);
-            acc = _mm_add_epi64(acc, _mm_sad_epu8(k, zero));
-        }
-    } else {
-        const __m128i neg = _mm_set1_epi8(-1), cont_max = _mm_set1_epi8((char)0xBF),
-                      df = _mm_set1_epi8((char)0xDF), ef = _mm_set1_epi8((char)0xEF);
-        for (; i + 16 <= n; i += 16) { /* ASCII 3 (blank 1), leads 4 / 6 / 10 */
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
-            __m128i ascii = _mm_cmpgt_epi8(v, neg);
-            __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
-                                                   _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
-                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
-            __m128i lead = _mm_andnot_si128(ascii, _mm_cmpgt_epi8(v, cont_max));
-            __m128i k = _mm_sub_epi8(_mm_and_si128(ascii, _mm_set1_epi8(3)),
-                                     _mm_and_si128(ws, _mm_set1_epi8(2)));
-            k = _mm_add_epi8(k, _mm_and_si128(lead, _mm_set1_epi8(4)));
-            k = _mm_add_epi8(k, _mm_and_si128(_mm_and_si128(lead, _mm_cmpgt_epi8(v, df)), _mm_set1_epi8(2)));
-            k = _mm_add_epi8(k, _mm_and_si128(_mm_and_si128(lead, _mm_cmpgt_epi8(v, ef)), _mm_set1_epi8(4)));
-            acc = _mm_add_epi64(acc, _mm_sad_epu8(k, zero));
-        }
-    }
-    sum = _mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
-#endif
-    for (; i < n; i++)
-        sum += w[t[i]];
-    return sum;
-}
-
-int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
-                       size_t len)
+void sl_cost_bytes_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
+                        size_t len)
 {
     pthread_once(&weights_once, init_weights);
     int chars = unit == SL_CHUNK_CHARS;
@@ -237,6 +194,14 @@ int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const c
     x->len = len;
     x->w = weights[chars ? SL_CHUNK_CHARS : SL_CHUNK_TOKENS];
     x->chars = chars;
+    x->blocks = NULL;
+}
+
+int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
+                       size_t len)
+{
+    sl_cost_bytes_init(x, unit, t, len);
+    int chars = x->chars;
     x->blocks = malloc((len / SL_COST_BLOCK + 1) * sizeof(*x->blocks));
     if (!x->blocks)
         return -1;
