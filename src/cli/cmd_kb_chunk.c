@@ -119,8 +119,18 @@ static int print_json(const char *file, const struct sl_chunk_profile *p,
         cJSON_AddNumberToObject(o, "end", (double)c[i].end);
         cJSON_AddNumberToObject(o, "size", c[i].size);
         cJSON_AddStringToObject(o, "heading", c[i].heading);
-        cJSON_AddStringToObject(o, "text", c[i].text);
+        char *t = malloc(c[i].len + 1); /* a chunk's text is not NUL-terminated */
+        if (t) {
+            memcpy(t, c[i].text, c[i].len);
+            t[c[i].len] = '\0';
+        }
         cJSON_AddItemToArray(arr, o);
+        if (!t || !cJSON_AddStringToObject(o, "text", t)) {
+            free(t);
+            cJSON_Delete(root);
+            return -1;
+        }
+        free(t);
     }
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

@@ -368,7 +368,7 @@ static void add_chunk(struct ctx *c, struct sl_chunk **v, size_t *n, size_t *cap
 {
     const struct atom *at = c->v;
     size_t s = at[i].s, e = at[j - 1].e, tl = 0;
-    char *txt;
+    const char *txt;
     int own = 0;
     for (size_t k = i; k < j; k++)
         own |= at[k].text != NULL;
@@ -377,23 +377,24 @@ static void add_chunk(struct ctx *c, struct sl_chunk **v, size_t *n, size_t *cap
         if (s >= e)
             return;
         tl = e - s;
-        txt = sl_arena_strndup(c->a, c->t + s, tl);
+        txt = c->t + s; /* the source bytes themselves (chunk.h) */
     } else {
         for (size_t k = i; k < j; k++)
             tl += at[k].text ? at[k].tlen : at[k].e - at[k].s;
-        txt = sl_arena_alloc(c->a, tl + 1);
-        if (txt) {
+        char *buf = sl_arena_alloc(c->a, tl + 1);
+        txt = buf;
+        if (buf) {
             size_t o = 0;
             for (size_t k = i; k < j; k++) {
                 size_t kl = at[k].text ? at[k].tlen : at[k].e - at[k].s;
-                memcpy(txt + o, at[k].text ? at[k].text : c->t + at[k].s, kl);
+                memcpy(buf + o, at[k].text ? at[k].text : c->t + at[k].s, kl);
                 o += kl;
             }
             size_t ts = 0, te = tl;
-            trim(txt, &ts, &te);
-            memmove(txt, txt + ts, te - ts);
+            trim(buf, &ts, &te);
+            memmove(buf, buf + ts, te - ts);
             tl = te - ts;
-            txt[tl] = '\0';
+            buf[tl] = '\0';
             trim(c->t, &s, &e);
         }
         if (txt && tl == 0)
@@ -500,29 +501,20 @@ static int chunk_langchain(const struct sl_chunk_profile *p, const char *text, s
                            struct sl_arena *a, struct sl_chunk **out, size_t *n)
 {
     struct sl_kb_spans sp = {0};
-    struct sl_chunk *v = NULL;
-    struct sl_cost_index x;
-    if (sl_cost_index_init(&x, p->unit, text, len))
-        return -1;
-    int result = sl_chunk_langchain(p, &x, text, len, &sp);
-    if (!result && sp.n && !(v = calloc(sp.n, sizeof(*v))))
+    int result = sl_chunk_langchain(p, text, len, &sp);
+    *out = NULL;
+    *n = 0;
+    if (!result && sp.n && !(*out = sl_arena_alloc(a, sp.n * sizeof(**out))))
         result = -1;
     for (size_t i = 0; !result && i < sp.n; i++) {
         size_t s = sp.v[i].s, e = sp.v[i].e;
-        char *t = sl_arena_strndup(a, text + s, e - s);
-        if (!t)
-            result = -1;
-        else {
-            int64_t size = sl_cost_span(&x, s, e);
-            if (p->unit == SL_CHUNK_TOKENS)
-                size = (size + 9) / 10;
-            v[i] = (struct sl_chunk){s, e, t, e - s, "", (int)size};
-        }
+        int64_t size = sp.v[i].w;
+        if (p->unit == SL_CHUNK_TOKENS)
+            size = (size + 9) / 10;
+        (*out)[i] = (struct sl_chunk){s, e, text + s, e - s, "", (int)size};
     }
     if (!result)
-        result = finish(a, v, sp.n, out, n);
-    sl_cost_index_release(&x);
-    free(v);
+        *n = sp.n;
     sl_kb_spans_release(&sp);
     return result;
 }

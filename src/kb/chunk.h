@@ -41,8 +41,9 @@ struct sl_chunk_profile {
 
 struct sl_chunk {
     size_t start, end;   /* byte offsets of the chunk in the source text */
-    const char *text;    /* the chunk text (arena, NUL-terminated); usually the source
-                            bytes [start, end), with a repeated table header when split */
+    const char *text;    /* the chunk text, len bytes: the source bytes [start, end)
+                            themselves (text == source + start, NOT NUL-terminated), or,
+                            for a table part with its header repeated, an arena copy */
     size_t len;
     const char *heading; /* heading path, "第一章 总则 > 第三条" or "Install > Linux"; "" */
     int size;            /* of text, in the profile's unit */
@@ -66,7 +67,9 @@ int sl_chunk_profile_check(const struct sl_chunk_profile *p, char *err, size_t e
 const char *sl_chunk_detect(const char *text, size_t len);
 
 /* Splits UTF-8 text into chunks, in order, allocated in arena a. *out may be NULL when *n
- * is 0. Outside langchain mode every chunk's size is at most p->size and the chunks cover
+ * is 0. Lifetime: a chunk's text usually points into the source text (no copy), so the
+ * caller keeps text alive and unchanged for as long as it uses the chunks (as well as the
+ * arena), and reads a chunk's text by its len, never as a C string. Outside langchain mode every chunk's size is at most p->size and the chunks cover
  * the text's non-whitespace bytes in order. Returns 0, or -1 when out of memory or the
  * profile is invalid. */
 int sl_chunk_text(const struct sl_chunk_profile *p, const char *text, size_t len,

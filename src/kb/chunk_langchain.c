@@ -8,12 +8,12 @@
 
 struct lc {
     const struct sl_chunk_profile *p;
-    const struct sl_cost_index *x;
     const char *text;
     int64_t size, overlap;
+    struct sl_cost_index x; /* weights only (no blocks): pieces are weighed directly */
 };
 
-int sl_kb_spans_push(struct sl_kb_spans *v, size_t s, size_t e)
+int sl_kb_spans_push(struct sl_kb_spans *v, size_t s, size_t e, int64_t w)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
@@ -25,6 +25,7 @@ int sl_kb_spans_push(struct sl_kb_spans *v, size_t s, size_t e)
     }
     v->v[v->n].s = s;
     v->v[v->n].e = e;
+    v->v[v->n].w = w;
     v->n++;
     return 0;
 }
@@ -73,33 +74,41 @@ static void js_trim(const char *text, size_t *s, size_t *e)
     }
 }
 
+/* Pushes the chunk sp[head, tail) trimmed, with its cost: the pieces' minus the trimmed ends'. */
+static int emit(const struct lc *c, const struct sl_kb_span *sp, size_t head, size_t tail,
+                int64_t raw, struct sl_kb_spans *out)
+{
+    size_t s = sp[head].s, e = sp[tail - 1].e;
+    js_trim(c->text, &s, &e);
+    if (e <= s)
+        return 0;
+    raw -= sl_cost_weigh_span(&c->x, sp[head].s, s) + sl_cost_weigh_span(&c->x, e, sp[tail - 1].e);
+    return sl_kb_spans_push(out, s, e, raw);
+}
+
 /* mergeSplits(splits, "") followed by joinDocs' trim. */
 static int merge(const struct lc *c, const struct sl_kb_span *sp, const int64_t *lens, size_t n,
                  struct sl_kb_spans *out)
 {
     size_t head = 0, tail = 0; /* currentDoc = sp[head, tail) */
-    int64_t total = 0;
+    int64_t total = 0, raw = 0; /* its length, and its cost in weights */
     for (size_t i = 0; i < n; i++) {
         int64_t len = lens[i];
         if (total + len > c->size && tail > head) {
-            size_t s = sp[head].s, e = sp[tail - 1].e;
-            js_trim(c->text, &s, &e);
-            if (e > s && sl_kb_spans_push(out, s, e))
+            if (emit(c, sp, head, tail, raw, out))
                 return -1;
             while (head < tail && (total > c->overlap || (total + len > c->size && total > 0))) {
                 total -= lens[head];
+                raw -= sp[head].w;
                 head++;
             }
         }
         tail = i + 1;
         total += len;
+        raw += sp[i].w;
     }
-    if (tail > head) {
-        size_t s = sp[head].s, e = sp[tail - 1].e;
-        js_trim(c->text, &s, &e);
-        if (e > s && sl_kb_spans_push(out, s, e))
-            return -1;
-    }
+    if (tail > head && emit(c, sp, head, tail, raw, out))
+        return -1;
     return 0;
 }
 
@@ -114,7 +123,7 @@ static int split_on(const struct lc *c, size_t s, size_t e, const char *sep,
             size_t k = sl_utf8_len((unsigned char)c->text[i]);
             if (k > e - i)
                 k = e - i;
-            if (sl_kb_spans_push(pieces, i, i + k))
+            if (sl_kb_spans_push(pieces, i, i + k, 0))
                 return -1;
             i += k;
         }
@@ -125,11 +134,11 @@ static int split_on(const struct lc *c, size_t s, size_t e, const char *sep,
         if (!hit)
             break;
         i = (size_t)(hit - c->text);
-        if (sl_kb_spans_push(pieces, from, i))
+        if (sl_kb_spans_push(pieces, from, i, 0))
             return -1;
         from = i;
     }
-    return sl_kb_spans_push(pieces, from, e);
+    return sl_kb_spans_push(pieces, from, e, 0);
 }
 
 /* _splitText(text[s, e), separators[from..]). */
@@ -162,12 +171,9 @@ static int split_text(const struct lc *c, size_t s, size_t e, int from, struct s
     }
     size_t good = 0; /* pieces[good_from, i) are the pending good splits */
     size_t good_from = 0;
-    /* The pieces are contiguous: one prefix lookup per piece. */
-    int64_t before = pieces.n ? sl_cost_prefix(c->x, pieces.v[0].s) : 0;
     for (size_t i = 0; i < pieces.n && !result; i++) {
         struct sl_kb_span *sp = &pieces.v[i];
-        int64_t after = sl_cost_prefix(c->x, sp->e), w = after - before;
-        before = after;
+        int64_t w = sp->w = sl_cost_weigh_span(&c->x, sp->s, sp->e);
         lens[i] = c->p->unit == SL_CHUNK_CHARS ? w : (w + 9) / 10;
         if (lens[i] < c->size) {
             if (good == 0)
@@ -182,7 +188,7 @@ static int split_text(const struct lc *c, size_t s, size_t e, int from, struct s
         if (result)
             break;
         if (next < 0)
-            result = sl_kb_spans_push(out, sp->s, sp->e);
+            result = sl_kb_spans_push(out, sp->s, sp->e, w);
         else
             result = split_text(c, sp->s, sp->e, next, out);
     }
@@ -194,10 +200,11 @@ out:
     return result;
 }
 
-int sl_chunk_langchain(const struct sl_chunk_profile *p, const struct sl_cost_index *x,
-                       const char *text, size_t len, struct sl_kb_spans *out)
+int sl_chunk_langchain(const struct sl_chunk_profile *p, const char *text, size_t len,
+                       struct sl_kb_spans *out)
 {
-    struct lc c = {p, x, text, p->size, p->overlap};
+    struct lc c = {p, text, p->size, p->overlap, {0}};
+    sl_cost_bytes_init(&c.x, p->unit, text, len);
     if (len == 0)
         return 0;
     return split_text(&c, 0, len, 0, out);

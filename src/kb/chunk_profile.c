@@ -185,8 +185,8 @@ static uint32_t block_tenths(const unsigned char *p)
     return n;
 }
 
-int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
-                       size_t len)
+void sl_cost_bytes_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
+                        size_t len)
 {
     pthread_once(&weights_once, init_weights);
     int chars = unit == SL_CHUNK_CHARS;
@@ -194,6 +194,14 @@ int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const c
     x->len = len;
     x->w = weights[chars ? SL_CHUNK_CHARS : SL_CHUNK_TOKENS];
     x->chars = chars;
+    x->blocks = NULL;
+}
+
+int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
+                       size_t len)
+{
+    sl_cost_bytes_init(x, unit, t, len);
+    int chars = x->chars;
     x->blocks = malloc((len / SL_COST_BLOCK + 1) * sizeof(*x->blocks));
     if (!x->blocks)
         return -1;

@@ -51,7 +51,10 @@ static void check(const struct sl_chunk_profile *p, const char *t, size_t n,
     for (size_t i = 0; i < nc; i++) {
         if (c[i].size > p->size || c[i].size != (int)sl_chunk_measure(p->unit, c[i].text, c[i].len))
             abort();
-        if (c[i].start >= c[i].end || c[i].end > n || c[i].len == 0 || strlen(c[i].text) > c[i].len)
+        if (c[i].start >= c[i].end || c[i].end > n || c[i].len == 0)
+            abort();
+        if (c[i].text == t + c[i].start ? c[i].len != c[i].end - c[i].start
+                                        : strlen(c[i].text) > c[i].len)
             abort();
         if (((unsigned char)t[c[i].start] & 0xC0) == 0x80 ||
             (c[i].end < n && ((unsigned char)t[c[i].end] & 0xC0) == 0x80))

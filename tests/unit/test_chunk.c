@@ -77,6 +77,17 @@ static struct result chunk(const struct sl_chunk_profile *p, const char *t, size
     struct result r = {sl_arena_new(), NULL, 0};
     assert_non_null(r.a);
     assert_int_equal(sl_chunk_text(p, t, len, r.a, &r.c, &r.n), 0);
+    /* A chunk's text is the source slice itself (not NUL-terminated) or, for a table part
+     * with its header repeated, an arena copy; the checks below read NUL-terminated copies. */
+    for (size_t i = 0; i < r.n; i++) {
+        struct sl_chunk *c = &r.c[i];
+        if (c->text == t + c->start)
+            assert_int_equal(c->len, c->end - c->start);
+        else
+            assert_true(c->text < t || c->text > t + len);
+        c->text = sl_arena_strndup(r.a, c->text, c->len);
+        assert_non_null(c->text);
+    }
     return r;
 }
 
@@ -438,6 +449,27 @@ static void test_langchain_mode(void **state)
     sl_arena_free(r.a);
 }
 
+/* The LangChain mode's sizes are the unit's measure of each chunk's text (computed from the
+ * pieces' costs, less the trimmed ends), in both units and with blanks at the ends. */
+static void test_langchain_sizes_are_measures(void **state)
+{
+    struct sl_buf b = SL_BUF_INIT(1 << 22);
+    contract(&b, 2);
+    techdoc(&b);
+    sl_buf_puts(&b, "  \t　 tail, with Unicode spaces\u00a0 \n\n\n");
+    static const int sizes[][2] = {{1, 0}, {7, 3}, {64, 8}, {300, 60}, {1000, 200}};
+    for (int s = 0; s < 5; s++)
+        for (int u = 0; u < 2; u++) {
+            struct sl_chunk_profile p = with("langchain", sizes[s][0], sizes[s][1], u);
+            struct result r = chunk(&p, b.ptr, b.len);
+            assert_true(r.n > 0);
+            for (size_t i = 0; i < r.n; i++)
+                assert_int_equal(r.c[i].size, (int)sl_chunk_measure(p.unit, r.c[i].text, r.c[i].len));
+            sl_arena_free(r.a);
+        }
+    sl_buf_release(&b);
+}
+
 static void test_preamble_is_named_by_the_first_heading(void **state)
 {
     const char *t = "Title page\n\n# Scope\n\nWhat this covers.\n";
@@ -475,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_detect),
         cmocka_unit_test(test_profiles_registry),
         cmocka_unit_test(test_langchain_mode),
+        cmocka_unit_test(test_langchain_sizes_are_measures),
         cmocka_unit_test(test_preamble_is_named_by_the_first_heading),
         cmocka_unit_test(test_empty_and_blank),
     };
