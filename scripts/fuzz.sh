@@ -9,7 +9,7 @@ secs=${1:-60}; shift || true
 out=build-fuzz
 mkdir -p "$out/obj" "$out/corpus"
 command -v clang >/dev/null || { echo "fuzz: clang is missing (apt-get install clang)"; exit 1; }
-libs="libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl"
+libs="libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl libxml-2.0 poppler-glib libzip"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -DSL_VERSION=\"fuzz\" -DSL_GIT=\"fuzz\" -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags $libs)"
 ldlibs="$(pkg-config --libs $libs) -lm -lpthread"
 
@@ -33,6 +33,14 @@ seed() { # target dir...
 seed fuzz_sse tests/cases/*/upstream_response.sse
 seed fuzz_json_members tests/cases/*/client_request.json tests/cases/*/upstream_response.json
 seed fuzz_config examples/sluice.yaml
+# fuzz_chunk: three leading bytes choose profile/unit, size and overlap (tests/fuzz/fuzz_chunk.c).
+mkdir -p "$out/corpus/fuzz_chunk" "$out/corpus/fuzz_extract"
+for f in README.md docs/*.md; do
+  printf '\x00\x40\x08' | cat - "$f" | head -c 20000 > "$out/corpus/fuzz_chunk/$(basename "$f")"
+  printf '\x03' | cat - "$f" | head -c 20000 > "$out/corpus/fuzz_extract/$(basename "$f")"
+done
+printf '\x00\x20\x04\xe7\xac\xac\xe4\xb8\x80\xe6\x9d\xa1 \xe7\x94\xb2\xe3\x80\x82\n| a | b |\n| --- | --- |\n| 1 | 2 |\n' > "$out/corpus/fuzz_chunk/contract"
+printf '\x00<html><body><h1>T</h1><ul><li>a</li></ul><table><tr><td>x</td></tr></table><pre>p</pre></body></html>' > "$out/corpus/fuzz_extract/html"
 # fuzz_formats: two leading bytes choose the decoder (see tests/fuzz/fuzz_formats.c).
 mkdir -p "$out/corpus/fuzz_formats"
 i=0
@@ -50,6 +58,10 @@ for f in tests/cases/2[23]?-rerank-*/client_request.json tests/cases/2[23]?-rera
     printf "\\x$(printf %02x $pick)" | cat - "$f" > "$out/corpus/fuzz_rerank/$(echo "$f" | tr / _)-$pick"
   done
 done
+
+# fuzz_kb_terms: plain text, Chinese and English.
+mkdir -p "$out/corpus/fuzz_kb_terms"
+printf '\xe4\xbb\x98\xe6\xac\xbe\xe6\x96\xb9\xe5\xbc\x8f: Net-30 Days, Stra\xc3\x9fe' > "$out/corpus/fuzz_kb_terms/mixed"
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(ls tests/fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//'))

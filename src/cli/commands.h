@@ -12,6 +12,7 @@ int cmd_usage(int argc, char **argv);
 int cmd_cost(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_kb(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 /* Report output formats, shared by the reporting commands. */

@@ -18,6 +18,7 @@ static const struct command {
     {"cost", cmd_cost, "cost reports, what-if and self-hosting comparisons"},
     {"keys", cmd_keys, "create, list and revoke virtual keys"},
     {"compare", cmd_compare, "mirrored traffic: deployments side by side"},
+    {"kb", cmd_kb, "knowledge bases: create, add documents, search, chat, eval"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -150,6 +150,7 @@ void sl_config_free(struct sl_config *cfg)
     sl_config_release_groups(cfg);
     sl_config_release_pricing(cfg);
     free(cfg->govern.budgets);
+    sl_config_release_chunking(cfg);
     free(cfg->providers);
     free(cfg->models);
     free(cfg->path);

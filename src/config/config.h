@@ -153,6 +153,19 @@ struct sl_govern_cfg {
     int retention_days;            /* retention: raw ledger rows kept; 0 = forever */
 };
 
+/* chunking: one knowledge-base chunking profile (docs/kb.md). Unset fields come from the
+ * built-in profile named by base (default "default"). */
+#define SL_MAX_CHUNKING_PROFILES 32
+struct sl_chunking_cfg {
+    char *name, *base;
+    char **separators;    /* NULL: base's */
+    size_t nseparators;
+    int64_t size, overlap; /* -1: base's */
+    int unit;              /* -1: base's; else enum sl_chunk_unit */
+    int64_t headings;      /* -1: base's; else SL_HEADINGS_* bits */
+    int line;
+};
+
 struct sl_config {
     char *path;            /* file it was loaded from, or the name given */
     struct sl_server_cfg server;
@@ -171,6 +184,8 @@ struct sl_config {
     char master_key[SL_MAX_MASTER_KEY + 1];
     struct sl_cache_cfg cache; /* cache: */
     struct sl_govern_cfg govern;
+    struct sl_chunking_cfg *chunking; /* released by sl_config_release_chunking */
+    size_t nchunking;
 };
 
 /* Loads and validates a YAML file. On success returns 0 and *out (free with
@@ -308,5 +323,10 @@ const struct sl_group_cfg *sl_config_find_group(const struct sl_config *cfg, con
 /* Frees what pricing: allocated and empties its overrides; safe to call twice, so
  * calling it before sl_config_free is always right (sl_config_free is to call it too). */
 void sl_config_release_pricing(struct sl_config *cfg);
+
+/* Registers the chunking: profiles of cfg with the chunker (kb/chunk.h), replacing earlier
+ * ones of the same name. Returns 0, or -1 with err filled. */
+int sl_config_register_chunking(const struct sl_config *cfg, char *err, size_t errlen);
+void sl_config_release_chunking(struct sl_config *cfg);
 
 #endif

@@ -170,11 +170,12 @@ static int seq_item(struct loader *ld, const struct directive *d, struct fy_node
         sl_config_bad(ld, line, d->key, "%s", why);
         return -1;
     }
-    if (buf->len == 0 || strlen(buf->ptr) != buf->len) {
+    if ((buf->len == 0 && !(d->flags & D_EMPTY_OK)) ||
+        (buf->len && strlen(buf->ptr) != buf->len)) {
         sl_config_bad(ld, line, d->key, "has an empty item or a NUL byte");
         return -1;
     }
-    *v = (struct scalar){d->key, buf->ptr, buf->len, line, NULL};
+    *v = (struct scalar){d->key, buf->len ? buf->ptr : "", buf->len, line, NULL};
     return 0;
 }
 
@@ -425,6 +426,7 @@ static void finish(struct loader *ld)
         check_model(ld, &ld->cfg->models[i], i);
     sl_config_check_groups(ld);
     check_cache(ld);
+    sl_config_check_chunking(ld);
 }
 
 /* ---- entry points ------------------------------------------------------------- */

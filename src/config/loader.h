@@ -92,6 +92,9 @@ int sl_config_parse_percent(struct loader *ld, const struct scalar *v, void *bas
                             const struct directive *d);
 int sl_config_parse_retention(struct loader *ld, const struct scalar *v, void *base,
                               const struct directive *d);
+/* chunking.c: the chunking: list, and its checks once the file is read. */
+extern const struct list sl_config_chunking_list;
+void sl_config_check_chunking(struct loader *ld);
 
 #define SL_MAX_SEQ_ITEMS 256 /* items in one list of scalars */
 

@@ -3,6 +3,7 @@
 #include "meter/keys.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +402,34 @@ const struct sl_key *sl_keys_find(const struct sl_keys *t, const char *secret, i
     if (e->key.expires_ms && now_ms >= e->key.expires_ms)
         return NULL;
     return &e->key;
+}
+
+const struct sl_key *sl_keys_find_id(const struct sl_keys *t, const char *id, int64_t now_ms)
+{
+    if (!t || !id || !*id)
+        return NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct sl_key *k = &t->v[i].key;
+        if (strcmp(k->id, id) == 0)
+            return k->expires_ms && now_ms >= k->expires_ms ? NULL : k;
+    }
+    return NULL;
+}
+
+int sl_key_allows(const struct sl_key *k, const char *name)
+{
+    if (!k || !k->models[0])
+        return 1;
+    const char *p = k->models;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        char glob[SL_KEY_LIST_SIZE];
+        snprintf(glob, sizeof(glob), "%.*s", (int)n, p);
+        if (fnmatch(glob, name, 0) == 0)
+            return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
 }
 
 size_t sl_keys_count(const struct sl_keys *t)

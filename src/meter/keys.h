@@ -56,6 +56,14 @@ struct sl_keys *sl_keys_load(const char *store_url, char *err, size_t errlen);
  * expired at now_ms. The pointer lives as long as the table. */
 const struct sl_key *sl_keys_find(const struct sl_keys *k, const char *secret, int64_t now_ms);
 
+/* The key with this id, or NULL when unknown or expired at now_ms (a linear scan: for
+ * the knowledge base's own calls, which name the key they work for). */
+const struct sl_key *sl_keys_find_id(const struct sl_keys *k, const char *id, int64_t now_ms);
+
+/* Whether key k may ask for the model or group name: its models list ("deepseek-*,qwen-*",
+ * shell globs) is empty or one glob matches. A NULL key (sluice open on loopback) may. */
+int sl_key_allows(const struct sl_key *k, const char *name);
+
 /* How many keys the table holds (expired ones included); 0 for NULL. */
 size_t sl_keys_count(const struct sl_keys *k);
 

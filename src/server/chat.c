@@ -541,6 +541,14 @@ void sl_chat_handle(struct sl_exchange *x)
         return;
     }
     snprintf(x->row.model, sizeof(x->row.model), "%s", sl_json_str(req, "model", ""));
+    if (strncmp(x->row.model, "kb:", 3) == 0) {
+        sl_kb_model_chat(x, req, x->row.model + 3);
+        return;
+    }
+    if (!sl_exchange_model_allowed(x, &sl_openai_client, x->row.model)) {
+        cJSON_Delete(req);
+        return;
+    }
     struct sl_plan *p = sl_plan_new(x, &sl_openai_client, req, body, len);
     if (!p) {
         sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);

@@ -297,6 +297,8 @@ static int route(struct emb *e)
 {
     struct sl_exchange *x = e->x;
     char msg[SL_MAX_NAME + 128];
+    if (!sl_exchange_model_allowed(x, &sl_openai_client, x->row.model))
+        return -1;
     e->model = sl_config_find_model(x->snap->cfg, x->row.model);
     if (!e->model) {
         snprintf(msg, sizeof(msg), "The model '%s' does not exist or is not served by this gateway",

@@ -6,6 +6,7 @@
 #include "core/json.h"
 #include "route/route.h"
 #include "meter/govern.h"
+#include "meter/keys.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 
@@ -20,6 +21,8 @@ void sl_models_handle(struct sl_exchange *x)
         const struct sl_model_cfg *m = &cfg->models[i];
         if (sl_config_find_model(cfg, m->name) != m)
             continue; /* disabled provider, or shadowed by an earlier model of that name */
+        if (!sl_key_allows(x->key, m->name))
+            continue; /* the client's key may not use it */
         sl_buf_puts(&b, first ? "{\"id\":" : ",{\"id\":");
         sl_json_quote(&b, m->name, strlen(m->name));
         sl_buf_printf(&b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":", created);

@@ -15,6 +15,7 @@
 #include "meter/estimate.h"
 #include "meter/usage.h"
 #include "config/config.h"
+#include "meter/keys.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "upstream/upstream.h"
@@ -139,6 +140,21 @@ void sl_exchange_reply(struct sl_exchange *x, int status, const char *content_ty
     if (!x->client_gone) {
         struct evbuffer *out = evbuffer_new();
         sl_exchange_add_headers(x, content_type);
+        size_t skip = 0;
+        while (skip < len && (body[skip] == ' ' || body[skip] == '\n' || body[skip] == '\r'))
+            skip++;
+        if (out && x->reply_extra && status == 200 && skip < len && body[skip] == '{') {
+            /* {"sources":[...], <the reply's own members>} */
+            evbuffer_add(out, "{", 1);
+            evbuffer_add(out, x->reply_extra, strlen(x->reply_extra));
+            body += skip + 1;
+            len -= skip + 1;
+            size_t i = 0;
+            while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+                i++;
+            if (i < len && body[i] != '}')
+                evbuffer_add(out, ",", 1);
+        }
         if (out)
             evbuffer_add(out, body, len);
         evhttp_send_reply(x->req, status, NULL, out);
@@ -182,6 +198,8 @@ void sl_exchange_stream_start(struct sl_exchange *x)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(x->req, 200, "OK");
+    if (x->stream_prelude)
+        sl_exchange_stream_write(x, x->stream_prelude, strlen(x->stream_prelude));
     /* A streaming client sends nothing while it reads: only a write that cannot
      * drain within write_timeout means a slow or dead client. */
     struct bufferevent *bev = x->evcon ? evhttp_connection_get_bufferevent(x->evcon) : NULL;
@@ -218,4 +236,18 @@ void sl_exchange_abandon(struct sl_exchange *x)
     if (x->req_ours)
         evhttp_request_free(x->req);
     finish(x);
+}
+
+int sl_exchange_model_allowed(struct sl_exchange *x, const struct sl_client_format *cf,
+                              const char *name)
+{
+    if (sl_key_allows(x->key, name))
+        return 1;
+    struct sl_error e;
+    sl_error_set(&e, 403, "permission_error",
+                 "the virtual key '%.128s' may not use the model '%.128s' (its models: %.256s)",
+                 x->key->name, name, x->key->models);
+    snprintf(e.code, sizeof(e.code), "model_not_allowed");
+    sl_exchange_send_error(x, cf, &e);
+    return 0;
 }

@@ -60,6 +60,9 @@ struct sl_server {
     const char *listen_override;
     atomic_int inflight;
     int64_t started_ms;
+    struct sl_kb_pool *kb_pool;    /* the knowledge base's threads (server/kb_pool.c) */
+    char self_url[64];             /* http://127.0.0.1:PORT: the KB's model calls come back here */
+    char kb_token[65];             /* internal credential of those calls, random per process */
 };
 
 /* The key table: acquire for a request, release after; reload after an admin change
@@ -106,6 +109,8 @@ struct sl_exchange {
     const struct sl_key *key;  /* the virtual key that authenticated it (x->keyset's), or NULL */
     struct sl_gov_ticket *ticket;   /* what budgets and limits hold for it, or NULL */
     int64_t attempts_cost_micros;   /* cost of its failed attempts' rows (billed anyway) */
+    const char *reply_extra;   /* JSON members spliced into a 200 JSON-object reply (KB sources) */
+    const char *stream_prelude; /* bytes sent first on a started stream (KB sources chunk) */
 };
 
 typedef void (*sl_handler_fn)(struct sl_exchange *x);
@@ -191,6 +196,15 @@ void sl_metrics_handle(struct sl_exchange *x);
 void sl_admin_health_handle(struct sl_exchange *x);
 void sl_messages_handle(struct sl_exchange *x);
 void sl_count_tokens_handle(struct sl_exchange *x);
+/* The knowledge-base API under /v1/kb (server/kb_api.c), and `model: "kb:NAME"` on
+ * /v1/chat/completions: takes ownership of req (the decoded body). */
+void sl_kb_handle(struct sl_exchange *x);
+void sl_kb_model_chat(struct sl_exchange *x, cJSON *req, const char *name);
+
+/* Returns 1 when the request's virtual key may use the model or group name; otherwise
+ * answers 403 (code "model_not_allowed") in format cf and returns 0. */
+int sl_exchange_model_allowed(struct sl_exchange *x, const struct sl_client_format *cf,
+                              const char *name);
 
 /* Reads the whole request body (already in memory); returns a view. */
 const char *sl_exchange_body(struct sl_exchange *x, size_t *len);

@@ -336,6 +336,10 @@ void sl_messages_handle(struct sl_exchange *x)
         return;
     }
     snprintf(x->row.model, sizeof(x->row.model), "%s", sl_json_str(req, "model", ""));
+    if (!sl_exchange_model_allowed(x, cf, x->row.model)) {
+        cJSON_Delete(req);
+        return;
+    }
     struct sl_plan *p = sl_plan_new(x, cf, req, body, len);
     if (!p) {
         sl_error_set(&e, 503, "api_error", "out of memory");

@@ -507,6 +507,8 @@ static int resolve(struct rr *r)
     const struct sl_config *cfg = x->snap->cfg;
     const struct sl_model_cfg *m = sl_config_find_model(cfg, x->row.model);
     char msg[SL_MAX_NAME + 128];
+    if (!sl_exchange_model_allowed(x, &sl_openai_client, x->row.model))
+        return -1;
     r->route = sl_arena_alloc(x->arena, sizeof(*r->route));
     if (!r->route) {
         sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);

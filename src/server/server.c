@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 #include <curl/curl.h>
 #include <event2/thread.h>
@@ -25,6 +26,7 @@
 #include "route/route.h"
 #include "server/health_check.h"
 #include "cache/cache.h"
+#include "server/kb_pool.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "server/worker.h"
@@ -350,6 +352,9 @@ static int run_workers(struct sl_server *srv, const struct sl_config *cfg)
         srv->nworkers = i + 1;
     }
     sl_info("listening on http://%s (%d workers)", shown, n);
+    const char *colon = strrchr(shown, ':'); /* the KB's model calls come back over loopback */
+    snprintf(srv->self_url, sizeof(srv->self_url), "http://%s:%s",
+             shown[0] == '[' ? "[::1]" : "127.0.0.1", colon ? colon + 1 : "4000");
     rc = 0;
 out:
     free(fds);
@@ -373,6 +378,18 @@ static void wait_signals(struct sl_server *srv)
     event_base_free(base);
 }
 
+/* The credential of the knowledge base's calls back into this process. */
+static void make_kb_token(struct sl_server *srv)
+{
+    unsigned char r[24];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        for (size_t i = 0; i < sizeof(r); i++)
+            r[i] = (unsigned char)(sl_now_us() >> (i % 8)) ^ (unsigned char)rand();
+    memcpy(srv->kb_token, "sk-kb-", 6);
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(srv->kb_token + 6 + 2 * i, 3, "%02x", r[i]);
+}
+
 int sl_server_run(const struct sl_serve_opts *opts)
 {
     struct sl_server srv = {.config_path = opts->config_path, .listen_override = opts->listen};
@@ -390,6 +407,8 @@ int sl_server_run(const struct sl_serve_opts *opts)
     enum sl_log_level level;
     if (cfg->server.log_level && sl_log_parse_level(cfg->server.log_level, &level) == 0)
         sl_log_set_level(level);
+    if (opts->quiet)
+        sl_log_set_level(SL_LOG_WARN);
     if (sl_ledger_open(cfg->store, &srv.ledger, err, sizeof(err))) {
         sl_error("store %s: %s", cfg->store, err);
         sl_catalog_free(catalog);
@@ -411,13 +430,20 @@ int sl_server_run(const struct sl_serve_opts *opts)
     }
     log_config(cfg, sim > 0, sl_keys_ever(srv.keyset->keys));
     struct sl_checker *checker = NULL;
-    if (run_workers(&srv, srv.snap->cfg) == 0 && sl_checker_start(&srv, &checker) == 0) {
-        wait_signals(&srv);
-        rc = 0;
+    make_kb_token(&srv);
+    if (run_workers(&srv, srv.snap->cfg) == 0 && (srv.kb_pool = sl_kb_pool_start(2)) &&
+        sl_checker_start(&srv, &checker) == 0) {
+        if (opts->on_ready) {
+            rc = opts->on_ready(opts->ready_arg, srv.self_url, srv.kb_token);
+        } else {
+            wait_signals(&srv);
+            rc = 0;
+        }
     }
     sl_checker_stop(checker);
     for (int i = 0; i < srv.nworkers; i++)
         sl_worker_drain(&srv.workers[i]);
+    sl_kb_pool_stop(srv.kb_pool); /* its last jobs are answered by the draining workers */
     for (int i = 0; i < srv.nworkers; i++)
         sl_worker_join_release(&srv.workers[i]);
     sl_ledger_close(srv.ledger);

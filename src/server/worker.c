@@ -28,6 +28,7 @@ enum access {
     OPEN,   /* health and metrics */
     CLIENT, /* a virtual key when any exists; loopback clients only while none does */
     ADMIN,  /* the master key (the handler checks it: sl_admin_authorized) */
+    KB,     /* the master key, or as CLIENT (the knowledge base: writes need the master key) */
 };
 
 /* To add an endpoint: a row here, a handler in its own file declared in
@@ -57,6 +58,11 @@ static const struct route {
     {EVHTTP_REQ_GET, "/admin/keys", sl_admin_keys_list_handle, ADMIN},
     {EVHTTP_REQ_DELETE, "/admin/keys/", sl_admin_keys_revoke_handle, ADMIN},
     {EVHTTP_REQ_GET, "/admin/usage", sl_admin_usage_handle, ADMIN},
+    {EVHTTP_REQ_POST, "/v1/kb", sl_kb_handle, KB},
+    {EVHTTP_REQ_GET, "/v1/kb", sl_kb_handle, KB},
+    {EVHTTP_REQ_POST, "/v1/kb/", sl_kb_handle, KB},
+    {EVHTTP_REQ_GET, "/v1/kb/", sl_kb_handle, KB},
+    {EVHTTP_REQ_DELETE, "/v1/kb/", sl_kb_handle, KB},
 };
 
 static void make_id(char *out, size_t cap)
@@ -244,6 +250,20 @@ static int authenticate(struct sl_exchange *x, const char *path)
     const struct sl_client_format *cf =
         strncmp(path, "/v1/messages", 12) == 0 ? sl_client_format("anthropic") : &sl_openai_client;
     struct sl_error e;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
+    const char *bearer = sl_keys_presented(evhttp_find_header(in, "Authorization"), NULL);
+    if (bearer && strncmp(bearer, "sk-kb-", 6) == 0 && sl_keys_secret_equal(bearer, x->w->srv->kb_token)) {
+        /* the knowledge base's own model calls: billed to, and limited by, the key it
+         * works for (its id; the tags it carries came with the KB request) */
+        const struct sl_key *k =
+            sl_keys_find_id(keys, evhttp_find_header(in, "x-sluice-kb-key"), sl_wall_ms());
+        if (k) {
+            x->key = k;
+            snprintf(x->row.key, sizeof(x->row.key), "%.127s", k->name);
+            snprintf(x->key_id, sizeof(x->key_id), "%s", k->id);
+        }
+        return collect_tags(x, NULL, cf ? cf : &sl_openai_client);
+    }
     if (sl_keys_ever(keys) == 0) {
         if (is_loopback(x->evcon))
             return collect_tags(x, NULL, cf ? cf : &sl_openai_client);
@@ -269,6 +289,15 @@ static int authenticate(struct sl_exchange *x, const char *path)
     return -1;
 }
 
+/* The request carries "Authorization: Bearer <master key>" (one is configured). */
+static int is_master(struct sl_exchange *x)
+{
+    const char *master = x->snap->cfg->master_key;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
+    return master[0] &&
+           sl_keys_secret_equal(sl_keys_presented(evhttp_find_header(in, "Authorization"), NULL), master);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct sl_worker *w = arg;
@@ -282,7 +311,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     int known;
     const struct route *r = find_route(path ? path : "", evhttp_request_get_command(req), &known);
     if (r) {
-        if (r->access != CLIENT || authenticate(x, path) == 0)
+        if ((r->access != CLIENT && r->access != KB) ||
+            (r->access == KB && is_master(x) ? collect_tags(x, NULL, &sl_openai_client) == 0
+                                              : authenticate(x, path) == 0))
             r->fn(x);
     } else if (known)
         sl_exchange_error(x, 405, "invalid_request_error", "method not allowed for this path", NULL,

@@ -65,6 +65,33 @@ static const char *const migrations[] = {
     /* 9: daily and hourly roll-ups kept by every insert (sqlite_rollup.c), filled from
      * the rows already there; the time before which retention deleted raw rows. */
     SL_SQLITE_ROLLUP_MIGRATION,
+    /* 10: knowledge bases (src/kb/store.c): documents, chunks, FTS5 terms, vectors per
+     * model, and the embedding cache by (model, content hash). */
+    "CREATE TABLE kb ("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, embed_model TEXT NOT NULL,"
+    " dim INTEGER NOT NULL, rerank TEXT NOT NULL, rerank_model TEXT NOT NULL,"
+    " answer_model TEXT NOT NULL, temperature REAL NOT NULL, recall_k INTEGER NOT NULL,"
+    " top_k INTEGER NOT NULL, recall_threshold REAL NOT NULL, rerank_threshold REAL NOT NULL,"
+    " context_tokens INTEGER NOT NULL, profile TEXT NOT NULL, rev INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE kb_document ("
+    " id INTEGER PRIMARY KEY, kb INTEGER NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
+    " profile TEXT NOT NULL, hash TEXT NOT NULL, bytes INTEGER NOT NULL,"
+    " chunks INTEGER NOT NULL, added_ms INTEGER NOT NULL, UNIQUE (kb, name));"
+    "CREATE TABLE kb_chunk ("
+    " id INTEGER PRIMARY KEY, kb INTEGER NOT NULL, doc INTEGER NOT NULL,"
+    " ordinal INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,"
+    " cstart INTEGER NOT NULL, cend INTEGER NOT NULL, heading TEXT NOT NULL,"
+    " text TEXT NOT NULL, tokens INTEGER NOT NULL, hash TEXT NOT NULL);"
+    "CREATE INDEX kb_chunk_doc ON kb_chunk(doc);"
+    "CREATE TABLE kb_vector ("
+    " chunk INTEGER NOT NULL, kb INTEGER NOT NULL, model TEXT NOT NULL, dim INTEGER NOT NULL,"
+    " vec BLOB NOT NULL, PRIMARY KEY (chunk, model));"
+    "CREATE INDEX kb_vector_kb ON kb_vector(kb, model);"
+    "CREATE TABLE kb_embed_cache ("
+    " model TEXT NOT NULL, hash TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL,"
+    " PRIMARY KEY (model, hash));"
+    "CREATE VIRTUAL TABLE kb_fts USING fts5(terms, kb UNINDEXED, tokenize = 'unicode61');",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -26,6 +26,7 @@ before(async () => {
     `  - { name: s, kind: openai, base_url: "${sim.url}/v1" }`,
     'models:',
     '  - { name: sim-small, provider: s, model: sim-small }',
+    '  - { name: sim-large, provider: s, model: sim-large }',
     '',
   ].join('\n');
   writeFileSync(path.join(tmp, 'sluice.yaml'), cfg);
@@ -87,6 +88,28 @@ test('x-sluice-tag headers and the key\'s default tags reach the ledger; a malfo
     { headers: { 'x-sluice-tag': 'feature=summarize' } });
   await assert.rejects(client.chat.completions.create({ model: 'sim-small', messages: [{ role: 'user', content: 'x' }] },
     { headers: { 'x-sluice-tag': 'no-equals-sign' } }), (e) => e instanceof OpenAI.BadRequestError);
+});
+
+test('a key limited to some models gets 403 model_not_allowed for the others, in each format', async () => {
+  const r = await admin('POST', '/admin/keys', { name: 'small-only', models: 'sim-s*,other' });
+  assert.equal(r.status, 201);
+  const { key } = await r.json();
+  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0, timeout: 10000 });
+  const ok = await client.chat.completions.create({ model: 'sim-small', messages: [{ role: 'user', content: 'hello keys' }] });
+  assert.equal(ok.choices[0].message.content, 'This is a simulated reply to: hello keys');
+  await assert.rejects(client.chat.completions.create({ model: 'sim-large', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof OpenAI.PermissionDeniedError && e.code === 'model_not_allowed' && /sim-large/.test(e.message));
+  await assert.rejects(client.embeddings.create({ model: 'sim-large', input: 'x' }),
+    (e) => e instanceof OpenAI.PermissionDeniedError && e.code === 'model_not_allowed');
+  const claude = new Anthropic({ baseURL: base, apiKey: key, maxRetries: 0, timeout: 10000 });
+  await assert.rejects(claude.messages.create({ model: 'sim-large', max_tokens: 64, messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof Anthropic.PermissionDeniedError && e.error?.error?.type === 'permission_error');
+  const listed = [];
+  for await (const m of client.models.list()) listed.push(m.id);
+  assert.deepEqual(listed, ['sim-small'], 'the model list shows what the key may use');
+  // a key without a models list may use every model
+  const any = await ask(created.key);
+  assert.equal(any.choices[0].message.content, 'This is a simulated reply to: hello keys');
 });
 
 test('a revoked key stops working at once; the ledger names the key that paid', async () => {

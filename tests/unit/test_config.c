@@ -329,7 +329,7 @@ static void test_every_kind_of_error(void **state)
     assert_has(errors, "t.yaml:7: sim: 'maybe' is not one of auto, true, false");
     assert_has(errors, "t.yaml:8: unknown key 'colour' (known keys: server, store, upstream, "
                        "sim, providers, models, groups, pricing, master_key, cache, budgets, "
-                       "budget_alert, retention)");
+                       "budget_alert, retention, chunking)");
     assert_has(errors, "t.yaml:9: upstream: expected a mapping of keys, not a single value");
     assert_has(errors, "t.yaml:11: providers[0].name: 'a b' is not a valid name");
     assert_has(errors, "t.yaml:12: providers[0].kind: 'cohere' is not one of openai, anthropic");

@@ -293,10 +293,10 @@ static void test_reopen_keeps_rows_and_schema(void **state)
     assert_true(applied > 0);
     record_and_close(f, 5);
     assert_int_equal(query_int(f->path, "SELECT count(*) FROM usage"), 15);
-    /* One row per migration, each applied once; at least up to the roll-ups (9). */
+    /* One row per migration, each applied once; at least up to the knowledge base (10). */
     assert_int_equal(query_int(f->path, "SELECT count(*) FROM schema_version"),
                      query_int(f->path, "SELECT max(version) FROM schema_version"));
-    assert_true(query_int(f->path, "SELECT max(version) FROM schema_version") >= 9);
+    assert_true(query_int(f->path, "SELECT max(version) FROM schema_version") >= 10);
     assert_int_equal(query_int(f->path, "SELECT applied_ms FROM schema_version"), applied);
     /* WAL is recorded in the file header: bytes 18 and 19 are 2 (1 = rollback journal). */
     unsigned char header[20] = {0};
