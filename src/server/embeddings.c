@@ -266,25 +266,8 @@ static int parse_body(struct emb *e, const char *body, size_t len)
 {
     struct sl_exchange *x = e->x;
     struct sl_error err;
-    char msg[96];
-    const char *end = NULL;
-    e->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!e->root) {
-        snprintf(msg, sizeof(msg), "the request body is not valid JSON (near byte %zu)",
-                 end ? (size_t)(end - body) : (size_t)0);
-        return bad(x, NULL, msg);
-    }
-    if (!cJSON_IsObject(e->root))
-        return bad(x, NULL, "the request body must be a JSON object");
-    const char *dup = sl_json_duplicate_key(e->root);
-    if (dup) {
-        snprintf(msg, sizeof(msg), "the request has the key '%.48s' more than once", dup);
-        return bad(x, dup, msg);
-    }
-    const char *model = sl_json_str(e->root, "model", NULL);
-    if (!model || !model[0])
-        return bad(x, "model", "'model' must be a non-empty string");
-    snprintf(x->row.model, sizeof(x->row.model), "%s", model);
+    if (sl_exchange_read_request(x, body, len, &e->root))
+        return -1;
     if (sl_embed_request_read(e->root, body, len, &e->req, &err)) {
         sl_exchange_error(x, err.status, err.type, err.message, err.param, NULL);
         return -1;

@@ -8,6 +8,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "core/clock.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "formats/format.h"
 #include "formats/openai.h"
@@ -249,5 +250,35 @@ int sl_exchange_model_allowed(struct sl_exchange *x, const struct sl_client_form
                  x->key->name, name, x->key->models);
     snprintf(e.code, sizeof(e.code), "model_not_allowed");
     sl_exchange_send_error(x, cf, &e);
+    return 0;
+}
+
+static int bad_request(struct sl_exchange *x, const char *param, const char *msg)
+{
+    sl_exchange_error(x, 400, "invalid_request_error", msg, param, NULL);
+    return -1;
+}
+
+int sl_exchange_read_request(struct sl_exchange *x, const char *body, size_t len, cJSON **root)
+{
+    char msg[96];
+    const char *end = NULL;
+    *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!*root) {
+        snprintf(msg, sizeof(msg), "the request body is not valid JSON (near byte %zu)",
+                 end ? (size_t)(end - body) : (size_t)0);
+        return bad_request(x, NULL, msg);
+    }
+    if (!cJSON_IsObject(*root))
+        return bad_request(x, NULL, "the request body must be a JSON object");
+    const char *dup = sl_json_duplicate_key(*root);
+    if (dup) {
+        snprintf(msg, sizeof(msg), "the request has the key '%.48s' more than once", dup);
+        return bad_request(x, dup, msg);
+    }
+    const char *model = sl_json_str(*root, "model", NULL);
+    if (!model || !model[0])
+        return bad_request(x, "model", "'model' must be a non-empty string");
+    snprintf(x->row.model, sizeof(x->row.model), "%s", model);
     return 0;
 }

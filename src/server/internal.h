@@ -206,6 +206,12 @@ void sl_kb_model_chat(struct sl_exchange *x, cJSON *req, const char *name);
 int sl_exchange_model_allowed(struct sl_exchange *x, const struct sl_client_format *cf,
                               const char *name);
 
+/* Parses an endpoint's JSON body into *root (set as soon as it parses: the caller owns
+ * and frees it): a JSON object without duplicate keys whose "model" is a non-empty
+ * string, copied into the ledger row. Returns 0, or -1 after answering a 400 in
+ * OpenAI's shape. */
+int sl_exchange_read_request(struct sl_exchange *x, const char *body, size_t len, cJSON **root);
+
 /* Reads the whole request body (already in memory); returns a view. */
 const char *sl_exchange_body(struct sl_exchange *x, size_t *len);
 

@@ -453,25 +453,8 @@ static int parse_body(struct rr *r, const char *body, size_t len)
 {
     struct sl_exchange *x = r->x;
     struct sl_error err;
-    char msg[96];
-    const char *end = NULL;
-    r->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!r->root) {
-        snprintf(msg, sizeof(msg), "the request body is not valid JSON (near byte %zu)",
-                 end ? (size_t)(end - body) : (size_t)0);
-        return bad(x, NULL, msg);
-    }
-    if (!cJSON_IsObject(r->root))
-        return bad(x, NULL, "the request body must be a JSON object");
-    const char *dup = sl_json_duplicate_key(r->root);
-    if (dup) {
-        snprintf(msg, sizeof(msg), "the request has the key '%.48s' more than once", dup);
-        return bad(x, dup, msg);
-    }
-    const char *model = sl_json_str(r->root, "model", NULL);
-    if (!model || !model[0])
-        return bad(x, "model", "'model' must be a non-empty string");
-    snprintf(x->row.model, sizeof(x->row.model), "%s", model);
+    if (sl_exchange_read_request(x, body, len, &r->root))
+        return -1;
     if (sl_rerank_request_read(r->root, x->arena, &r->req, &err)) {
         sl_exchange_error(x, err.status, err.type, err.message, err.param[0] ? err.param : NULL, NULL);
         return -1;
