@@ -206,6 +206,10 @@ static void plan_go(struct sl_exchange *x, struct sl_plan *p);
 
 void sl_plan_start(struct sl_exchange *x, struct sl_plan *p)
 {
+    /* Budgets and rate limits first: a cache hit is a request too (it settles at its
+     * cost, 0, which releases the reservation and the token pre-charge). */
+    if (sl_plan_admit(x, p))
+        return; /* refused by a budget or a rate limit: answered */
     if (sl_cached_lookup(x, p, plan_go))
         return; /* answered from the cache, or a semantic lookup that calls plan_go */
     plan_go(x, p);
@@ -216,8 +220,6 @@ static void plan_go(struct sl_exchange *x, struct sl_plan *p)
     struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
     const char *t = evhttp_find_header(in, "x-stainless-timeout"); /* the SDKs' own timeout, s */
     int64_t now = sl_now_us(), client_ms = t ? sl_json_clamp_int(atof(t) * 1000) : 0;
-    if (sl_plan_admit(x, p))
-        return; /* refused by a budget or a rate limit: answered */
     p->wait = evtimer_new(x->w->base, on_wait_done, x);
     if (!p->wait) {
         sl_exchange_error(x, 503, "api_error", "out of memory", NULL, NULL);

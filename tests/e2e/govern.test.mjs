@@ -43,6 +43,7 @@ before(async () => {
     '  - { name: claude-small, provider: sa, model: sim-small }',
     '  - { name: sim-rpm, provider: s, model: sim-small, limits: { rpm: 3 } }',
     '  - { name: sim-conc, provider: s, model: sim-small, limits: { concurrency: 2 } }',
+    '  - { name: sim-rpm-cache, provider: s, model: sim-small, limits: { rpm: 2 } }',
     '',
   ].join('\n');
   writeFileSync(path.join(tmp, 'sluice.yaml'), cfg);
@@ -176,6 +177,22 @@ test('requests per minute: the 4th is a 429 with Retry-After and the x-ratelimit
   const ae = await claude.messages.create({ model: 'sim-rpm', max_tokens: 16, messages: MSGS }).catch((x) => x);
   assert.ok(ae instanceof Anthropic.RateLimitError, String(ae));
   assert.equal(ae.error?.error?.type, 'rate_limit_error');
+});
+
+test('a cache hit is a request too: it counts for rpm, and costs nothing', async () => {
+  const key = await makeKey({ name: 'cached-rpm' });
+  const ai = client(key);
+  const ask = () => ai.chat.completions.create({ model: 'sim-rpm-cache', temperature: 0, messages: MSGS }).withResponse();
+  const first = await ask();
+  assert.equal(first.response.headers.get('x-sluice-cache'), 'miss');
+  const second = await ask();
+  assert.equal(second.response.headers.get('x-sluice-cache'), 'hit');
+  assert.equal(second.response.headers.get('x-ratelimit-remaining-requests'), '0');
+  assert.equal(second.data.choices[0].message.content, first.data.choices[0].message.content);
+  const e = await ask().catch((x) => x);
+  assert.ok(e instanceof OpenAI.RateLimitError && e.code === 'rate_limit_exceeded', String(e));
+  const row = await ledgerFor('cached-rpm', 2);
+  assert.deepEqual([row.cache_hits, row.cost_micros], [1, costOf(MSGS)], `one paid answer, one free hit: ${JSON.stringify(row)}`);
 });
 
 test('concurrency: a model with limits.concurrency 2 takes two at a time', async () => {
