@@ -29,6 +29,7 @@ enum access {
     CLIENT, /* a virtual key when any exists; loopback clients only while none does */
     ADMIN,  /* the master key (the handler checks it: sl_admin_authorized) */
     KB,     /* the master key, or as CLIENT (the knowledge base: writes need the master key) */
+    OPS,    /* the master key when one is configured; else loopback clients only */
 };
 
 /* To add an endpoint: a row here, a handler in its own file declared in
@@ -53,7 +54,7 @@ static const struct route {
     {EVHTTP_REQ_GET, "/models", sl_models_handle, CLIENT},
     {EVHTTP_REQ_GET, "/health", sl_health_handle, OPEN},
     {EVHTTP_REQ_GET, "/metrics", sl_metrics_handle, OPEN},
-    {EVHTTP_REQ_GET, "/admin/health", sl_admin_health_handle, OPEN},
+    {EVHTTP_REQ_GET, "/admin/health", sl_admin_health_handle, OPS},
     {EVHTTP_REQ_POST, "/admin/keys", sl_admin_keys_create_handle, ADMIN},
     {EVHTTP_REQ_GET, "/admin/keys", sl_admin_keys_list_handle, ADMIN},
     {EVHTTP_REQ_DELETE, "/admin/keys/", sl_admin_keys_revoke_handle, ADMIN},
@@ -298,6 +299,17 @@ static int is_master(struct sl_exchange *x)
            sl_keys_secret_equal(sl_keys_presented(evhttp_find_header(in, "Authorization"), NULL), master);
 }
 
+/* An OPS endpoint without a master key: loopback clients only (else answered 403). */
+static int ops_from_loopback(struct sl_exchange *x)
+{
+    if (is_loopback(x->evcon))
+        return 1;
+    sl_exchange_error(x, 403, "permission_error",
+                      "this endpoint is served to loopback clients only until a master_key is "
+                      "configured", NULL, "forbidden");
+    return 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct sl_worker *w = arg;
@@ -311,7 +323,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     int known;
     const struct route *r = find_route(path ? path : "", evhttp_request_get_command(req), &known);
     if (r) {
-        if ((r->access != CLIENT && r->access != KB) ||
+        if (r->access == OPS) {
+            if (x->snap->cfg->master_key[0] ? sl_admin_authorized(x) : ops_from_loopback(x))
+                r->fn(x);
+        } else if ((r->access != CLIENT && r->access != KB) ||
             (r->access == KB && is_master(x) ? collect_tags(x, NULL, &sl_openai_client) == 0
                                               : authenticate(x, path) == 0))
             r->fn(x);

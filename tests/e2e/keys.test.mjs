@@ -57,6 +57,8 @@ test('open on loopback while no key exists', async () => {
 
 test('the admin API needs the master key', async () => {
   assert.equal((await admin('GET', '/admin/keys', null, 'wrong')).status, 401);
+  assert.equal((await admin('GET', '/admin/health', null, 'wrong')).status, 401, 'routing state needs the master key once one is set');
+  assert.equal((await admin('GET', '/admin/health')).status, 200);
   const r = await admin('POST', '/admin/keys', { name: 'team-a', tags: 'team=search' });
   assert.equal(r.status, 201);
   created = await r.json();
