@@ -31,6 +31,7 @@ struct ctx {
     struct atom *v;
     size_t n, cap;
     int64_t pending_head; /* cost of the trailing heading-only atoms */
+    long hint;            /* section_at's last answer */
     int oom;
 };
 
@@ -64,9 +65,13 @@ static void trim(const char *t, size_t *s, size_t *e)
     }
 }
 
-/* Index of the last heading whose line starts at or before off, or -1. */
-static long section_at(const struct ctx *c, size_t off)
+/* Index of the last heading whose line starts at or before off, or -1. The offsets asked
+ * mostly grow, so the last answer and the one after it are tried before a binary search. */
+static long section_at(struct ctx *c, size_t off)
 {
+    for (long i = c->hint; i <= c->hint + 1 && i < c->nh; i++)
+        if ((i < 0 || c->h[i].line <= off) && (i + 1 >= c->nh || c->h[i + 1].line > off))
+            return c->hint = i;
     long lo = 0, hi = c->nh - 1, best = -1;
     while (lo <= hi) {
         long mid = (lo + hi) / 2;
@@ -77,10 +82,10 @@ static long section_at(const struct ctx *c, size_t off)
             hi = mid - 1;
         }
     }
-    return best;
+    return c->hint = best;
 }
 
-static long heading_at(const struct ctx *c, size_t off)
+static long heading_at(struct ctx *c, size_t off)
 {
     long i = section_at(c, off);
     return i >= 0 && c->h[i].line == off ? i : -1;
@@ -101,13 +106,13 @@ static void push_atom(struct ctx *c, size_t s, size_t e, int64_t cost, const cha
     }
     size_t b = s, be = e;
     trim(c->t, &b, &be);
-    long hi = b < be ? heading_at(c, b) : -1;
+    long sec = section_at(c, b < be ? b : s), hi = b < be && sec >= 0 && c->h[sec].line == b ? sec : -1;
     if (hi >= 0) {
         flags |= A_SECTION;
         if (be <= c->h[hi].eol)
             flags |= A_HEADONLY;
     }
-    c->v[c->n++] = (struct atom){s, e, cost, text, tlen, flags, section_at(c, b < be ? b : s)};
+    c->v[c->n++] = (struct atom){s, e, cost, text, tlen, flags, sec};
     c->pending_head = (flags & A_HEADONLY) ? c->pending_head + cost : 0;
 }
 
@@ -141,7 +146,7 @@ static int is_ws(char ch)
 
 /* Does the match of sep at p count? Heading separators ("\n#", "\n第", "\n条款") only at a
  * heading line the profile recognises, "\n##" at headings of level 2 or less. */
-static int valid_match(const struct ctx *c, const char *sep, size_t wsl, size_t p)
+static int valid_match(struct ctx *c, const char *sep, size_t wsl, size_t p)
 {
     const char *rest = sep + wsl;
     if (rest[0] != '#' && strncmp(rest, "第", 3) != 0 && strncmp(rest, "条款", 6) != 0)
@@ -529,7 +534,7 @@ int sl_chunk_text(const struct sl_chunk_profile *p, const char *text, size_t len
         return -1;
     if (p->langchain)
         return chunk_langchain(p, text, len, a, out, n);
-    struct ctx c = {.p = p, .t = text, .len = len, .a = a};
+    struct ctx c = {.p = p, .t = text, .len = len, .a = a, .hint = -1};
     int64_t scale = p->unit == SL_CHUNK_TOKENS ? 10 : 1;
     c.limit = (int64_t)p->size * scale;
     c.overlap = (int64_t)p->overlap * scale;

@@ -165,6 +165,7 @@ static void init_weights(void)
 }
 
 /* The weight of one block, written so that the compiler vectorises it. */
+#if !defined(__SSE2__) || SL_COST_BLOCK != 16
 static uint32_t block_chars(const unsigned char *p)
 {
     uint32_t n = 0;
@@ -184,6 +185,7 @@ static uint32_t block_tenths(const unsigned char *p)
     }
     return n;
 }
+#endif
 
 void sl_cost_bytes_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
                         size_t len)
@@ -207,10 +209,23 @@ int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const c
         return -1;
     uint32_t sum = 0;
     size_t full = len / SL_COST_BLOCK;
+#if defined(__SSE2__) && SL_COST_BLOCK == 16
+    if (chars)
+        for (size_t b = 0; b < full; b++) {
+            x->blocks[b] = sum;
+            sum += (uint32_t)sl_cost_blocks16(1, x->t + b * SL_COST_BLOCK, 1);
+        }
+    else
+        for (size_t b = 0; b < full; b++) {
+            x->blocks[b] = sum;
+            sum += (uint32_t)sl_cost_blocks16(0, x->t + b * SL_COST_BLOCK, 1);
+        }
+#else
     for (size_t b = 0; b < full; b++) {
         x->blocks[b] = sum;
         sum += chars ? block_chars(x->t + b * SL_COST_BLOCK) : block_tenths(x->t + b * SL_COST_BLOCK);
     }
+#endif
     x->blocks[full] = sum;
     return 0;
 }
@@ -372,6 +387,18 @@ static int heading_of(const char *t, size_t s, size_t e, unsigned flags, int *le
 
 #define PATH_DEPTH 8
 
+/* Can a line starting with byte c be a fence or a heading? Blanks (ASCII, U+3000 E3 80 80),
+ * '#', '`', '~', and the lead bytes of 第 (E7) and 条款 (E6); everything else is not. */
+static int may_open(char c)
+{
+    switch ((unsigned char)c) {
+    case ' ': case '\t': case '\r': case '#': case '`': case '~': case 0xE3: case 0xE6: case 0xE7:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 long sl_chunk_headings(const char *t, size_t len, unsigned flags, struct sl_arena *a,
                        struct sl_heading **out)
 {
@@ -383,6 +410,10 @@ long sl_chunk_headings(const char *t, size_t len, unsigned flags, struct sl_aren
     for (size_t s = 0; s < len && flags;) {
         const char *nl = memchr(t + s, '\n', len - s);
         size_t e = nl ? (size_t)(nl - t) : len, b = s, be = e;
+        if (!may_open(t[s])) { /* neither a fence nor a heading: skip the line */
+            s = nl ? e + 1 : len;
+            continue;
+        }
         trim_blank(t, &b, &be);
         if (be - b >= 3 && (memcmp(t + b, "```", 3) == 0 || memcmp(t + b, "~~~", 3) == 0))
             fence = !fence;
