@@ -167,10 +167,14 @@ static int valid_match(struct ctx *c, const char *sep, size_t wsl, size_t p)
 static size_t closers(const char *t, size_t i, size_t e)
 {
     static const char *const close[] = {"”", "’", "」", "』", "）", "】", "》", ")", "\"", "'"};
+    static const size_t closelen[] = {3, 3, 3, 3, 3, 3, 3, 1, 1, 1};
     for (int again = 1; again;) {
+        unsigned char b = i < e ? (unsigned char)t[i] : 0; /* the closers' first bytes */
+        if (b != 0xE2 && b != 0xE3 && b != 0xEF && b != ')' && b != '"' && b != '\'')
+            break;
         again = 0;
         for (size_t k = 0; k < sizeof(close) / sizeof(close[0]); k++) {
-            size_t n = strlen(close[k]);
+            size_t n = closelen[k];
             if (e - i >= n && memcmp(t + i, close[k], n) == 0) {
                 i += n;
                 again = 1;

@@ -257,9 +257,11 @@ static size_t numeral(const char *p, const char *end)
                                      "３", "４", "５", "６", "７", "８", "９"};
     if (p < end && *p >= '0' && *p <= '9')
         return 1;
-    for (size_t i = 0; i < sizeof(zh) / sizeof(zh[0]); i++)
-        if (has_prefix(p, end, zh[i]))
-            return strlen(zh[i]);
+    if (end - p < 3 || (unsigned char)*p < 0xE3)
+        return 0;
+    for (size_t i = 0; i < sizeof(zh) / sizeof(zh[0]); i++) /* all three bytes long */
+        if (memcmp(p, zh[i], 3) == 0)
+            return 3;
     return 0;
 }
 
