@@ -161,27 +161,25 @@ static inline int64_t sl_cost_span(const struct sl_cost_index *x, size_t s, size
     return sl_cost_prefix(x, e) - sl_cost_prefix(x, s);
 }
 
-/* memmem, faster for the separators that start with an ASCII byte: one byte by memchr,
- * longer ones by comparing their first two bytes 16 positions at a time. */
+/* memmem, faster for separators: one byte by memchr, longer ones by comparing their first
+ * and last bytes 16 positions at a time (the rest only where both match). */
 static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n, size_t nn)
 {
     if (nn == 0 || nn > hn)
         return NULL;
-    if ((unsigned char)n[0] >= 0x80)
-        return memmem(h, hn, n, nn);
     if (nn == 1)
         return memchr(h, n[0], hn);
     const char *p = h, *end = h + hn - nn + 1; /* candidates are [h, end) */
 #if defined(__SSE2__)
-    const __m128i a = _mm_set1_epi8(n[0]), b = _mm_set1_epi8(n[1]);
-    for (; p + 17 <= h + hn && p + 16 <= end; p += 16) {
+    const __m128i a = _mm_set1_epi8(n[0]), b = _mm_set1_epi8(n[nn - 1]);
+    for (; p + 16 <= end; p += 16) { /* p + nn - 1 + 16 <= h + hn */
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
+        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(p + nn - 1));
         unsigned m = (unsigned)_mm_movemask_epi8(
             _mm_and_si128(_mm_cmpeq_epi8(x, a), _mm_cmpeq_epi8(y, b)));
         while (m) {
             const char *q = p + __builtin_ctz(m);
-            if (nn == 2 || memcmp(q + 2, n + 2, nn - 2) == 0)
+            if (nn == 2 || memcmp(q + 1, n + 1, nn - 2) == 0)
                 return q;
             m &= m - 1;
         }
@@ -191,7 +189,7 @@ static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n,
         p = memchr(p, n[0], (size_t)(end - p));
         if (!p)
             return NULL;
-        if (p[1] == n[1] && (nn == 2 || memcmp(p + 2, n + 2, nn - 2) == 0))
+        if (p[nn - 1] == n[nn - 1] && memcmp(p + 1, n + 1, nn - 2) == 0)
             return p;
     }
     return NULL;
