@@ -321,17 +321,23 @@ size_t sl_chunk_clause_marker(const char *p, const char *end, int *level)
     return (size_t)(q - p);
 }
 
-/* Trims blanks (ASCII and U+3000) off both ends of [*s, *e). */
-static void trim_blank(const char *t, size_t *s, size_t *e)
+/* Trims blanks (ASCII and U+3000) off the start of [*s, e). */
+static void trim_blank_start(const char *t, size_t *s, size_t e)
 {
     for (;;) {
-        if (*s < *e && (t[*s] == ' ' || t[*s] == '\t' || t[*s] == '\r'))
+        if (*s < e && (t[*s] == ' ' || t[*s] == '\t' || t[*s] == '\r'))
             (*s)++;
-        else if (*e - *s >= 3 && memcmp(t + *s, "　", 3) == 0)
+        else if (e - *s >= 3 && memcmp(t + *s, "　", 3) == 0)
             *s += 3;
         else
             break;
     }
+}
+
+/* Trims blanks (ASCII and U+3000) off both ends of [*s, *e). */
+static void trim_blank(const char *t, size_t *s, size_t *e)
+{
+    trim_blank_start(t, s, *e);
     for (;;) {
         if (*e > *s && (t[*e - 1] == ' ' || t[*e - 1] == '\t' || t[*e - 1] == '\r'))
             (*e)--;
@@ -391,7 +397,7 @@ static int heading_of(const char *t, size_t s, size_t e, unsigned flags, int *le
 
 /* Can a line starting with byte c be a fence or a heading? Blanks (ASCII, U+3000 E3 80 80),
  * '#', '`', '~', and the lead bytes of 第 (E7) and 条款 (E6); everything else is not. */
-static int may_open(char c)
+static inline int may_open(char c)
 {
     switch ((unsigned char)c) {
     case ' ': case '\t': case '\r': case '#': case '`': case '~': case 0xE3: case 0xE6: case 0xE7:
@@ -412,8 +418,10 @@ long sl_chunk_headings(const char *t, size_t len, unsigned flags, struct sl_aren
     for (size_t s = 0; s < len && flags;) {
         const char *nl = memchr(t + s, '\n', len - s);
         size_t e = nl ? (size_t)(nl - t) : len, b = s, be = e;
-        if (!may_open(t[s])) { /* neither a fence nor a heading: skip the line */
-            s = nl ? e + 1 : len;
+        if (may_open(t[s])) /* else neither a fence nor a heading */
+            trim_blank_start(t, &b, be);
+        if (b == be || !may_open(t[b])) {
+            s = nl ? e + 1 : len; /* a blank line, or one that opens nothing */
             continue;
         }
         trim_blank(t, &b, &be);
