@@ -126,7 +126,9 @@ static void hard_split(struct ctx *c, size_t s, size_t e, int64_t limit)
         size_t k = sl_utf8_len((unsigned char)c->t[i]);
         if (k > e - i)
             k = e - i;
-        int64_t w = sl_cost_span(&c->x, i, i + k);
+        int64_t w = 0; /* the index's weights, byte by byte */
+        for (size_t b = i; b < i + k; b++)
+            w += c->x.w[(unsigned char)c->t[b]];
         if (sum + w > grain && i > from) {
             push_atom(c, from, i, sum, NULL, 0, 0);
             from = i;
@@ -185,13 +187,28 @@ static size_t closers(const char *t, size_t i, size_t e)
     return i;
 }
 
-static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit);
+static void split_cost(struct ctx *c, size_t s, size_t e, int from, int64_t limit, int64_t cost);
+
+/* split_cost for contiguous parts: each cut's prefix cost is looked up once. */
+struct parts {
+    size_t last;
+    int64_t at; /* prefix cost at last */
+};
+
+static void part(struct ctx *c, struct parts *q, size_t cut, int from, int64_t limit)
+{
+    int64_t at = sl_cost_prefix(&c->x, cut);
+    split_cost(c, q->last, cut, from, limit, at - q->at);
+    q->last = cut;
+    q->at = at;
+}
 
 /* Splits [s, e) at the valid matches of separator i; 0 when it has none inside. */
 static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
 {
     const char *sep = c->p->separators[i];
     size_t sl = strlen(sep), wsl = 0, last = s;
+    struct parts q = {s, -1};
     while (wsl < sl && is_ws(sep[wsl]))
         wsl++;
     int cuts = 0;
@@ -204,12 +221,14 @@ static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
             if (line < s + wsl || at + sl > e || memcmp(c->t + at, sep, sl) != 0 ||
                 !valid_match(c, sep, wsl, at) || line <= last)
                 continue;
-            split(c, last, line, i + 1, limit);
+            if (q.at < 0)
+                q.at = sl_cost_prefix(&c->x, s);
+            part(c, &q, line, i + 1, limit);
             last = line;
             cuts++;
         }
         if (cuts)
-            split(c, last, e, i + 1, limit);
+            part(c, &q, e, i + 1, limit);
         return cuts;
     }
     for (size_t p = s; p < e;) {
@@ -224,25 +243,27 @@ static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
         cut = sep[sl - 1] == '\n' ? at + sl : wsl ? at + wsl : closers(c->t, at + sl, e);
         if (cut <= last || cut >= e)
             continue;
-        split(c, last, cut, i + 1, limit);
+        if (q.at < 0)
+            q.at = sl_cost_prefix(&c->x, s);
+        part(c, &q, cut, i + 1, limit);
         last = cut;
         cuts++;
     }
     if (cuts)
-        split(c, last, e, i + 1, limit);
+        part(c, &q, e, i + 1, limit);
     return cuts;
 }
 
-static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit)
+/* Splits [s, e), whose cost is cost, into atoms of at most limit. */
+static void split_cost(struct ctx *c, size_t s, size_t e, int from, int64_t limit, int64_t cost)
 {
     if (c->oom || s >= e)
         return;
-    int64_t cost = sl_cost_span(&c->x, s, e);
     if (cost <= limit) {
         /* A heading waits for this piece: make the piece small enough to join it. */
         int64_t room = c->limit - c->pending_head;
         if (c->pending_head > 0 && cost > room && room >= c->limit / 4 && room < limit) {
-            split(c, s, e, from, room);
+            split_cost(c, s, e, from, room, cost);
             return;
         }
         push_atom(c, s, e, cost, NULL, 0, 0);
@@ -255,6 +276,12 @@ static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit)
             return;
     }
     hard_split(c, s, e, limit);
+}
+
+static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit)
+{
+    if (!c->oom && s < e)
+        split_cost(c, s, e, from, limit, sl_cost_span(&c->x, s, e));
 }
 
 /* ---- Markdown tables ---- */
