@@ -31,6 +31,7 @@ struct ctx {
     struct atom *v;
     size_t n, cap;
     int64_t pending_head; /* cost of the trailing heading-only atoms */
+    long hint;            /* section_at's last answer */
     int oom;
 };
 
@@ -64,9 +65,13 @@ static void trim(const char *t, size_t *s, size_t *e)
     }
 }
 
-/* Index of the last heading whose line starts at or before off, or -1. */
-static long section_at(const struct ctx *c, size_t off)
+/* Index of the last heading whose line starts at or before off, or -1. The offsets asked
+ * mostly grow, so the last answer and the one after it are tried before a binary search. */
+static long section_at(struct ctx *c, size_t off)
 {
+    for (long i = c->hint; i <= c->hint + 1 && i < c->nh; i++)
+        if ((i < 0 || c->h[i].line <= off) && (i + 1 >= c->nh || c->h[i + 1].line > off))
+            return c->hint = i;
     long lo = 0, hi = c->nh - 1, best = -1;
     while (lo <= hi) {
         long mid = (lo + hi) / 2;
@@ -77,10 +82,10 @@ static long section_at(const struct ctx *c, size_t off)
             hi = mid - 1;
         }
     }
-    return best;
+    return c->hint = best;
 }
 
-static long heading_at(const struct ctx *c, size_t off)
+static long heading_at(struct ctx *c, size_t off)
 {
     long i = section_at(c, off);
     return i >= 0 && c->h[i].line == off ? i : -1;
@@ -101,13 +106,13 @@ static void push_atom(struct ctx *c, size_t s, size_t e, int64_t cost, const cha
     }
     size_t b = s, be = e;
     trim(c->t, &b, &be);
-    long hi = b < be ? heading_at(c, b) : -1;
+    long sec = section_at(c, b < be ? b : s), hi = b < be && sec >= 0 && c->h[sec].line == b ? sec : -1;
     if (hi >= 0) {
         flags |= A_SECTION;
         if (be <= c->h[hi].eol)
             flags |= A_HEADONLY;
     }
-    c->v[c->n++] = (struct atom){s, e, cost, text, tlen, flags, section_at(c, b < be ? b : s)};
+    c->v[c->n++] = (struct atom){s, e, cost, text, tlen, flags, sec};
     c->pending_head = (flags & A_HEADONLY) ? c->pending_head + cost : 0;
 }
 
@@ -121,7 +126,9 @@ static void hard_split(struct ctx *c, size_t s, size_t e, int64_t limit)
         size_t k = sl_utf8_len((unsigned char)c->t[i]);
         if (k > e - i)
             k = e - i;
-        int64_t w = sl_cost_span(&c->x, i, i + k);
+        int64_t w = 0; /* the index's weights, byte by byte */
+        for (size_t b = i; b < i + k; b++)
+            w += c->x.w[(unsigned char)c->t[b]];
         if (sum + w > grain && i > from) {
             push_atom(c, from, i, sum, NULL, 0, 0);
             from = i;
@@ -141,7 +148,7 @@ static int is_ws(char ch)
 
 /* Does the match of sep at p count? Heading separators ("\n#", "\n第", "\n条款") only at a
  * heading line the profile recognises, "\n##" at headings of level 2 or less. */
-static int valid_match(const struct ctx *c, const char *sep, size_t wsl, size_t p)
+static int valid_match(struct ctx *c, const char *sep, size_t wsl, size_t p)
 {
     const char *rest = sep + wsl;
     if (rest[0] != '#' && strncmp(rest, "第", 3) != 0 && strncmp(rest, "条款", 6) != 0)
@@ -162,10 +169,14 @@ static int valid_match(const struct ctx *c, const char *sep, size_t wsl, size_t 
 static size_t closers(const char *t, size_t i, size_t e)
 {
     static const char *const close[] = {"”", "’", "」", "』", "）", "】", "》", ")", "\"", "'"};
+    static const size_t closelen[] = {3, 3, 3, 3, 3, 3, 3, 1, 1, 1};
     for (int again = 1; again;) {
+        unsigned char b = i < e ? (unsigned char)t[i] : 0; /* the closers' first bytes */
+        if (b != 0xE2 && b != 0xE3 && b != 0xEF && b != ')' && b != '"' && b != '\'')
+            break;
         again = 0;
         for (size_t k = 0; k < sizeof(close) / sizeof(close[0]); k++) {
-            size_t n = strlen(close[k]);
+            size_t n = closelen[k];
             if (e - i >= n && memcmp(t + i, close[k], n) == 0) {
                 i += n;
                 again = 1;
@@ -176,13 +187,28 @@ static size_t closers(const char *t, size_t i, size_t e)
     return i;
 }
 
-static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit);
+static void split_cost(struct ctx *c, size_t s, size_t e, int from, int64_t limit, int64_t cost);
+
+/* split_cost for contiguous parts: each cut's prefix cost is looked up once. */
+struct parts {
+    size_t last;
+    int64_t at; /* prefix cost at last */
+};
+
+static void part(struct ctx *c, struct parts *q, size_t cut, int from, int64_t limit)
+{
+    int64_t at = sl_cost_prefix(&c->x, cut);
+    split_cost(c, q->last, cut, from, limit, at - q->at);
+    q->last = cut;
+    q->at = at;
+}
 
 /* Splits [s, e) at the valid matches of separator i; 0 when it has none inside. */
 static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
 {
     const char *sep = c->p->separators[i];
     size_t sl = strlen(sep), wsl = 0, last = s;
+    struct parts q = {s, -1};
     while (wsl < sl && is_ws(sep[wsl]))
         wsl++;
     int cuts = 0;
@@ -195,12 +221,14 @@ static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
             if (line < s + wsl || at + sl > e || memcmp(c->t + at, sep, sl) != 0 ||
                 !valid_match(c, sep, wsl, at) || line <= last)
                 continue;
-            split(c, last, line, i + 1, limit);
+            if (q.at < 0)
+                q.at = sl_cost_prefix(&c->x, s);
+            part(c, &q, line, i + 1, limit);
             last = line;
             cuts++;
         }
         if (cuts)
-            split(c, last, e, i + 1, limit);
+            part(c, &q, e, i + 1, limit);
         return cuts;
     }
     for (size_t p = s; p < e;) {
@@ -215,25 +243,27 @@ static int split_on(struct ctx *c, size_t s, size_t e, int i, int64_t limit)
         cut = sep[sl - 1] == '\n' ? at + sl : wsl ? at + wsl : closers(c->t, at + sl, e);
         if (cut <= last || cut >= e)
             continue;
-        split(c, last, cut, i + 1, limit);
+        if (q.at < 0)
+            q.at = sl_cost_prefix(&c->x, s);
+        part(c, &q, cut, i + 1, limit);
         last = cut;
         cuts++;
     }
     if (cuts)
-        split(c, last, e, i + 1, limit);
+        part(c, &q, e, i + 1, limit);
     return cuts;
 }
 
-static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit)
+/* Splits [s, e), whose cost is cost, into atoms of at most limit. */
+static void split_cost(struct ctx *c, size_t s, size_t e, int from, int64_t limit, int64_t cost)
 {
     if (c->oom || s >= e)
         return;
-    int64_t cost = sl_cost_span(&c->x, s, e);
     if (cost <= limit) {
         /* A heading waits for this piece: make the piece small enough to join it. */
         int64_t room = c->limit - c->pending_head;
         if (c->pending_head > 0 && cost > room && room >= c->limit / 4 && room < limit) {
-            split(c, s, e, from, room);
+            split_cost(c, s, e, from, room, cost);
             return;
         }
         push_atom(c, s, e, cost, NULL, 0, 0);
@@ -246,6 +276,12 @@ static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit)
             return;
     }
     hard_split(c, s, e, limit);
+}
+
+static void split(struct ctx *c, size_t s, size_t e, int from, int64_t limit)
+{
+    if (!c->oom && s < e)
+        split_cost(c, s, e, from, limit, sl_cost_span(&c->x, s, e));
 }
 
 /* ---- Markdown tables ---- */
@@ -529,7 +565,7 @@ int sl_chunk_text(const struct sl_chunk_profile *p, const char *text, size_t len
         return -1;
     if (p->langchain)
         return chunk_langchain(p, text, len, a, out, n);
-    struct ctx c = {.p = p, .t = text, .len = len, .a = a};
+    struct ctx c = {.p = p, .t = text, .len = len, .a = a, .hint = -1};
     int64_t scale = p->unit == SL_CHUNK_TOKENS ? 10 : 1;
     c.limit = (int64_t)p->size * scale;
     c.overlap = (int64_t)p->overlap * scale;

@@ -34,16 +34,6 @@ static inline size_t sl_utf8_len(unsigned char c)
  * ceil(sum / 10) is exactly the estimate of the concatenation). */
 int64_t sl_chunk_cost(enum sl_chunk_unit unit, const char *s, size_t n);
 
-
-/* Bits set in a 16-bit mask, without a library call on CPUs built for without POPCNT. */
-static inline unsigned sl_bits16(unsigned x)
-{
-    x = x - ((x >> 1) & 0x5555u);
-    x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
-    x = (x + (x >> 4)) & 0x0F0Fu;
-    return (x + (x >> 8)) & 0x1Fu;
-}
-
 /* Constant-time cost of any span of one text: per-byte weights (a code point's weight on
  * its lead byte, 0 on continuation bytes; the same sums as sl_chunk_cost on UTF-8) summed
  * in blocks of SL_COST_BLOCK bytes, so a span costs two short scans and a subtraction. */
@@ -62,59 +52,52 @@ void sl_cost_bytes_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const 
                         size_t len);
 void sl_cost_index_release(struct sl_cost_index *x);
 #if defined(__SSE2__)
-/* The weight of nblocks whole 16-byte blocks at t, summed by SAD. */
-static inline int64_t sl_cost_blocks16(int chars, const unsigned char *t, size_t nblocks)
+/* The weight of each byte of v (the per-byte weights below). */
+static inline __m128i sl_cost_bytes16(int chars, __m128i v)
 {
-    const __m128i zero = _mm_setzero_si128(), cont_max = _mm_set1_epi8((char)0xBF);
-    __m128i acc = zero;
-    if (chars) {
-        const __m128i one = _mm_set1_epi8(1);
-        for (size_t b = 0; b < nblocks; b++) { /* above 0xBF as signed: not a continuation */
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + 16 * b));
-            __m128i k = _mm_and_si128(_mm_cmpgt_epi8(v, cont_max), one);
-            acc = _mm_add_epi64(acc, _mm_sad_epu8(k, zero));
-        }
-    } else {
-        const __m128i neg = _mm_set1_epi8(-1), df = _mm_set1_epi8((char)0xDF),
-                      ef = _mm_set1_epi8((char)0xEF);
-        for (size_t b = 0; b < nblocks; b++) { /* ASCII 3 (blank 1), leads 4 / 6 / 10 */
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(t + 16 * b));
-            __m128i ascii = _mm_cmpgt_epi8(v, neg);
-            __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
-                                                   _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
-                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
-            __m128i lead = _mm_andnot_si128(ascii, _mm_cmpgt_epi8(v, cont_max));
-            __m128i k = _mm_sub_epi8(_mm_and_si128(ascii, _mm_set1_epi8(3)),
-                                     _mm_and_si128(ws, _mm_set1_epi8(2)));
-            k = _mm_add_epi8(k, _mm_and_si128(lead, _mm_set1_epi8(4)));
-            k = _mm_add_epi8(k, _mm_and_si128(_mm_and_si128(lead, _mm_cmpgt_epi8(v, df)),
-                                              _mm_set1_epi8(2)));
-            k = _mm_add_epi8(k, _mm_and_si128(_mm_and_si128(lead, _mm_cmpgt_epi8(v, ef)),
-                                              _mm_set1_epi8(4)));
-            acc = _mm_add_epi64(acc, _mm_sad_epu8(k, zero));
-        }
-    }
+    const __m128i cont_max = _mm_set1_epi8((char)0xBF);
+    if (chars) /* above 0xBF as signed: not a continuation byte */
+        return _mm_and_si128(_mm_cmpgt_epi8(v, cont_max), _mm_set1_epi8(1));
+    __m128i ascii = _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)); /* ASCII 3 (blank 1), leads 4/6/10 */
+    __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
+                                           _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
+    __m128i lead = _mm_andnot_si128(ascii, _mm_cmpgt_epi8(v, cont_max));
+    __m128i k = _mm_sub_epi8(_mm_and_si128(ascii, _mm_set1_epi8(3)),
+                             _mm_and_si128(ws, _mm_set1_epi8(2)));
+    k = _mm_add_epi8(k, _mm_and_si128(lead, _mm_set1_epi8(4)));
+    k = _mm_add_epi8(k, _mm_and_si128(_mm_and_si128(lead, _mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xDF))),
+                                      _mm_set1_epi8(2)));
+    return _mm_add_epi8(k, _mm_and_si128(_mm_and_si128(lead, _mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xEF))),
+                                         _mm_set1_epi8(4)));
+}
+
+static inline int64_t sl_cost_sum16(__m128i acc)
+{
     return _mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
 }
 
-/* The weight of the bytes of v that keep selects (bit k: byte k), by masks and popcounts. */
-static inline int64_t sl_cost_masked(int chars, __m128i v, unsigned keep)
+/* The weight of nblocks whole 16-byte blocks at t, summed by SAD. */
+static inline int64_t sl_cost_blocks16(int chars, const unsigned char *t, size_t nblocks)
 {
-    unsigned high = (unsigned)_mm_movemask_epi8(v) & keep; /* bytes >= 0x80 */
-    unsigned cont = (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8((char)0xC0))) &
-                    high; /* 0x80..0xBF: below 0xC0 as signed and high */
-    if (chars)
-        return sl_bits16(keep & ~cont);
-    unsigned ws = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
-                                   _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
-                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')))) & keep;
-    unsigned ge_e0 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xDF))) &
-                     high, /* 0xE0..0xFF */
-        ge_f0 = (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)0xEF))) & high;
-    unsigned ascii = keep & ~high, lead = high & ~cont;
-    return sl_bits16(ws) + 3 * sl_bits16(ascii & ~ws) + 4 * sl_bits16(lead) +
-           2 * sl_bits16(ge_e0) + 4 * sl_bits16(ge_f0);
+    const __m128i zero = _mm_setzero_si128();
+    __m128i acc = zero;
+    for (size_t b = 0; b < nblocks; b++)
+        acc = _mm_add_epi64(acc, _mm_sad_epu8(sl_cost_bytes16(chars, _mm_loadu_si128(
+                                                  (const __m128i *)(const void *)(t + 16 * b))),
+                                              zero));
+    return sl_cost_sum16(acc);
+}
+
+/* The weight of bytes [a, b) of v (0 <= a <= b <= 16). */
+static inline int64_t sl_cost_masked(int chars, __m128i v, size_t a, size_t b)
+{
+    static const unsigned char ones[32] = {255, 255, 255, 255, 255, 255, 255, 255,
+                                           255, 255, 255, 255, 255, 255, 255, 255};
+    __m128i keep = _mm_andnot_si128(_mm_loadu_si128((const __m128i *)(const void *)(ones + 16 - a)),
+                                    _mm_loadu_si128((const __m128i *)(const void *)(ones + 16 - b)));
+    return sl_cost_sum16(_mm_sad_epu8(_mm_and_si128(sl_cost_bytes16(chars, v), keep),
+                                      _mm_setzero_si128()));
 }
 #endif
 
@@ -127,7 +110,7 @@ static inline int64_t sl_cost_prefix(const struct sl_cost_index *x, size_t i)
 #if defined(__SSE2__) && SL_COST_BLOCK == 16
     if (from + 16 <= x->len) /* the bytes [from, i) by masks and popcounts */
         return sum + sl_cost_masked(x->chars, _mm_loadu_si128((const __m128i *)(const void *)(x->t + from)),
-                                    (1u << (i - from)) - 1);
+                                    0, i - from);
 #endif
     for (size_t k = from; k < i; k++)
         sum += x->w[x->t[k]];
@@ -145,10 +128,9 @@ static inline int64_t sl_cost_weigh_span(const struct sl_cost_index *x, size_t s
     i = s + ((e - s) & ~(size_t)15);
     if (i < e && x->len >= 16) {
         size_t from = e >= 16 ? e - 16 : 0; /* a block inside the text that holds [i, e) */
-        unsigned keep = ((1u << (e - from)) - 1) & ~((1u << (i - from)) - 1);
         return sum + sl_cost_masked(x->chars,
                                     _mm_loadu_si128((const __m128i *)(const void *)(x->t + from)),
-                                    keep);
+                                    i - from, e - from);
     }
 #endif
     for (; i < e; i++)
@@ -161,27 +143,25 @@ static inline int64_t sl_cost_span(const struct sl_cost_index *x, size_t s, size
     return sl_cost_prefix(x, e) - sl_cost_prefix(x, s);
 }
 
-/* memmem, faster for the separators that start with an ASCII byte: one byte by memchr,
- * longer ones by comparing their first two bytes 16 positions at a time. */
+/* memmem, faster for separators: one byte by memchr, longer ones by comparing their first
+ * and last bytes 16 positions at a time (the rest only where both match). */
 static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n, size_t nn)
 {
     if (nn == 0 || nn > hn)
         return NULL;
-    if ((unsigned char)n[0] >= 0x80)
-        return memmem(h, hn, n, nn);
     if (nn == 1)
         return memchr(h, n[0], hn);
     const char *p = h, *end = h + hn - nn + 1; /* candidates are [h, end) */
 #if defined(__SSE2__)
-    const __m128i a = _mm_set1_epi8(n[0]), b = _mm_set1_epi8(n[1]);
-    for (; p + 17 <= h + hn && p + 16 <= end; p += 16) {
+    const __m128i a = _mm_set1_epi8(n[0]), b = _mm_set1_epi8(n[nn - 1]);
+    for (; p + 16 <= end; p += 16) { /* p + nn - 1 + 16 <= h + hn */
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
+        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(p + nn - 1));
         unsigned m = (unsigned)_mm_movemask_epi8(
             _mm_and_si128(_mm_cmpeq_epi8(x, a), _mm_cmpeq_epi8(y, b)));
         while (m) {
             const char *q = p + __builtin_ctz(m);
-            if (nn == 2 || memcmp(q + 2, n + 2, nn - 2) == 0)
+            if (nn == 2 || memcmp(q + 1, n + 1, nn - 2) == 0)
                 return q;
             m &= m - 1;
         }
@@ -191,7 +171,7 @@ static inline const char *sl_chunk_find(const char *h, size_t hn, const char *n,
         p = memchr(p, n[0], (size_t)(end - p));
         if (!p)
             return NULL;
-        if (p[1] == n[1] && (nn == 2 || memcmp(p + 2, n + 2, nn - 2) == 0))
+        if (p[nn - 1] == n[nn - 1] && memcmp(p + 1, n + 1, nn - 2) == 0)
             return p;
     }
     return NULL;

@@ -123,7 +123,7 @@ static int split_on(const struct lc *c, size_t s, size_t e, const char *sep,
             size_t k = sl_utf8_len((unsigned char)c->text[i]);
             if (k > e - i)
                 k = e - i;
-            if (sl_kb_spans_push(pieces, i, i + k, 0))
+            if (sl_kb_spans_push(pieces, i, i + k, sl_cost_weigh_span(&c->x, i, i + k)))
                 return -1;
             i += k;
         }
@@ -134,11 +134,11 @@ static int split_on(const struct lc *c, size_t s, size_t e, const char *sep,
         if (!hit)
             break;
         i = (size_t)(hit - c->text);
-        if (sl_kb_spans_push(pieces, from, i, 0))
+        if (sl_kb_spans_push(pieces, from, i, sl_cost_weigh_span(&c->x, from, i)))
             return -1;
         from = i;
     }
-    return sl_kb_spans_push(pieces, from, e, 0);
+    return sl_kb_spans_push(pieces, from, e, sl_cost_weigh_span(&c->x, from, e));
 }
 
 /* _splitText(text[s, e), separators[from..]). */
@@ -173,7 +173,7 @@ static int split_text(const struct lc *c, size_t s, size_t e, int from, struct s
     size_t good_from = 0;
     for (size_t i = 0; i < pieces.n && !result; i++) {
         struct sl_kb_span *sp = &pieces.v[i];
-        int64_t w = sp->w = sl_cost_weigh_span(&c->x, sp->s, sp->e);
+        int64_t w = sp->w; /* weighed by split_on while the bytes were in cache */
         lens[i] = c->p->unit == SL_CHUNK_CHARS ? w : (w + 9) / 10;
         if (lens[i] < c->size) {
             if (good == 0)

@@ -165,6 +165,7 @@ static void init_weights(void)
 }
 
 /* The weight of one block, written so that the compiler vectorises it. */
+#if !defined(__SSE2__) || SL_COST_BLOCK != 16
 static uint32_t block_chars(const unsigned char *p)
 {
     uint32_t n = 0;
@@ -184,6 +185,7 @@ static uint32_t block_tenths(const unsigned char *p)
     }
     return n;
 }
+#endif
 
 void sl_cost_bytes_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const char *t,
                         size_t len)
@@ -207,10 +209,23 @@ int sl_cost_index_init(struct sl_cost_index *x, enum sl_chunk_unit unit, const c
         return -1;
     uint32_t sum = 0;
     size_t full = len / SL_COST_BLOCK;
+#if defined(__SSE2__) && SL_COST_BLOCK == 16
+    if (chars)
+        for (size_t b = 0; b < full; b++) {
+            x->blocks[b] = sum;
+            sum += (uint32_t)sl_cost_blocks16(1, x->t + b * SL_COST_BLOCK, 1);
+        }
+    else
+        for (size_t b = 0; b < full; b++) {
+            x->blocks[b] = sum;
+            sum += (uint32_t)sl_cost_blocks16(0, x->t + b * SL_COST_BLOCK, 1);
+        }
+#else
     for (size_t b = 0; b < full; b++) {
         x->blocks[b] = sum;
         sum += chars ? block_chars(x->t + b * SL_COST_BLOCK) : block_tenths(x->t + b * SL_COST_BLOCK);
     }
+#endif
     x->blocks[full] = sum;
     return 0;
 }
@@ -242,9 +257,11 @@ static size_t numeral(const char *p, const char *end)
                                      "３", "４", "５", "６", "７", "８", "９"};
     if (p < end && *p >= '0' && *p <= '9')
         return 1;
-    for (size_t i = 0; i < sizeof(zh) / sizeof(zh[0]); i++)
-        if (has_prefix(p, end, zh[i]))
-            return strlen(zh[i]);
+    if (end - p < 3 || (unsigned char)*p < 0xE3)
+        return 0;
+    for (size_t i = 0; i < sizeof(zh) / sizeof(zh[0]); i++) /* all three bytes long */
+        if (memcmp(p, zh[i], 3) == 0)
+            return 3;
     return 0;
 }
 
@@ -304,17 +321,23 @@ size_t sl_chunk_clause_marker(const char *p, const char *end, int *level)
     return (size_t)(q - p);
 }
 
-/* Trims blanks (ASCII and U+3000) off both ends of [*s, *e). */
-static void trim_blank(const char *t, size_t *s, size_t *e)
+/* Trims blanks (ASCII and U+3000) off the start of [*s, e). */
+static void trim_blank_start(const char *t, size_t *s, size_t e)
 {
     for (;;) {
-        if (*s < *e && (t[*s] == ' ' || t[*s] == '\t' || t[*s] == '\r'))
+        if (*s < e && (t[*s] == ' ' || t[*s] == '\t' || t[*s] == '\r'))
             (*s)++;
-        else if (*e - *s >= 3 && memcmp(t + *s, "　", 3) == 0)
+        else if (e - *s >= 3 && memcmp(t + *s, "　", 3) == 0)
             *s += 3;
         else
             break;
     }
+}
+
+/* Trims blanks (ASCII and U+3000) off both ends of [*s, *e). */
+static void trim_blank(const char *t, size_t *s, size_t *e)
+{
+    trim_blank_start(t, s, *e);
     for (;;) {
         if (*e > *s && (t[*e - 1] == ' ' || t[*e - 1] == '\t' || t[*e - 1] == '\r'))
             (*e)--;
@@ -372,6 +395,18 @@ static int heading_of(const char *t, size_t s, size_t e, unsigned flags, int *le
 
 #define PATH_DEPTH 8
 
+/* Can a line starting with byte c be a fence or a heading? Blanks (ASCII, U+3000 E3 80 80),
+ * '#', '`', '~', and the lead bytes of 第 (E7) and 条款 (E6); everything else is not. */
+static inline int may_open(char c)
+{
+    switch ((unsigned char)c) {
+    case ' ': case '\t': case '\r': case '#': case '`': case '~': case 0xE3: case 0xE6: case 0xE7:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 long sl_chunk_headings(const char *t, size_t len, unsigned flags, struct sl_arena *a,
                        struct sl_heading **out)
 {
@@ -383,6 +418,12 @@ long sl_chunk_headings(const char *t, size_t len, unsigned flags, struct sl_aren
     for (size_t s = 0; s < len && flags;) {
         const char *nl = memchr(t + s, '\n', len - s);
         size_t e = nl ? (size_t)(nl - t) : len, b = s, be = e;
+        if (may_open(t[s])) /* else neither a fence nor a heading */
+            trim_blank_start(t, &b, be);
+        if (b == be || !may_open(t[b])) {
+            s = nl ? e + 1 : len; /* a blank line, or one that opens nothing */
+            continue;
+        }
         trim_blank(t, &b, &be);
         if (be - b >= 3 && (memcmp(t + b, "```", 3) == 0 || memcmp(t + b, "~~~", 3) == 0))
             fence = !fence;
