@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The cache benchmark. Part 1: cache_bench (in-process: exact key + get, the semantic
-# index scan at 100,000 entries, memory per entry), linked against the core library of
-# BUILD (default build/, as `make` builds it). Part 2: exact hits over HTTP: the same
+# index scan at 100,000 entries on random and on clustered vectors, the latter's recall
+# against a float32 scan for CHECKED queries, memory per entry), linked against the core
+# library of BUILD (default build/, as `make` builds it). Part 2: exact hits over HTTP: the same
 # request through sluice with the cache answering (cache.enabled: always, every request
 # after the first a hit) and with the cache off (sluice -> sim), and to the sim itself,
 # with bench/overhead's load generator at a fixed rate; latency percentiles in µs.
-# Knobs (environment): BUILD=build CC=cc N=100000 DIMS="256 1024" QUERIES=2000
+# Knobs (environment): BUILD=build CC=cc N=100000 DIMS="256 1024" QUERIES=2000 CHECKED=200
 # RATE=500 DURATION=5 SIM_PORT=18290 OFF_PORT=18291 HIT_PORT=18292
 set -euo pipefail
 
@@ -16,6 +17,7 @@ CC=${CC:-cc}
 N=${N:-100000}
 DIMS=${DIMS:-"256 1024"}
 QUERIES=${QUERIES:-2000}
+CHECKED=${CHECKED:-200}
 RATE=${RATE:-500}
 DURATION=${DURATION:-5}
 SIM_PORT=${SIM_PORT:-18290}
@@ -44,8 +46,8 @@ echo
 echo "## in-process"
 first=1
 for d in $DIMS; do
-    if [ $first = 1 ]; then "$T/cache_bench" "$N" "$d" "$QUERIES"; first=0
-    else "$T/cache_bench" "$N" "$d" "$QUERIES" | grep '^semantic'; fi
+    if [ $first = 1 ]; then "$T/cache_bench" "$N" "$d" "$QUERIES" "$CHECKED"; first=0
+    else "$T/cache_bench" "$N" "$d" "$QUERIES" "$CHECKED" | grep -E '^(floor|semantic|clustered)'; fi
 done
 
 echo

@@ -1,9 +1,10 @@
 /* The semantic index's flat scan. Vectors are float32, contiguous and of length 1, so
- * a cosine is one dot product. A scan of 100,000 vectors of 256 floats streams 100 MB
- * from memory, which alone takes longer than the lookup may; so the scan reads a 4-bit
- * copy (an eighth of that) to rank, then scores the best TOP in float32. The dot
- * products use AVX2 (and FMA) when the CPU has them, checked once; otherwise loops
- * of independent sums that the compiler vectorises without -ffast-math. */
+ * a cosine is one dot product. A scan of 100,000 vectors of 1,024 floats streams 410 MB
+ * from memory, which alone takes far longer than the lookup may; so the scan reads a
+ * sign sketch (one bit per value, a 32nd of that) to rank by Hamming distance, then
+ * scores the best SL_CACHE_RESCORE in float32. The Hamming distances use popcnt and
+ * the dot products AVX2 (and FMA) when the CPU has them, checked once; otherwise
+ * portable loops (the dot product's independent sums vectorise without -ffast-math). */
 #include "cache/index.h"
 
 #include <math.h>
@@ -30,58 +31,64 @@ static float dot_portable(const float *a, const float *b, int n)
     return sum;
 }
 
-/* The 4-bit layout: each block of 32 values is 16 bytes; byte j holds value j in its
- * low nibble and value j + 16 in its high one, each as round(v * scale) + 8 (1..15). */
-static int32_t dot4u_portable(const uint8_t *c, const int8_t *q, int n)
+/* The sign sketch: bit i of a vector's words is set when its value i is above zero (the
+ * bits past dim are zero in every sketch, so they never differ). The Hamming distance of
+ * two sketches estimates the angle between the vectors: a fraction theta / pi of the bits
+ * differ for vectors theta apart, when the values are spread evenly. */
+static int popcount_portable(uint64_t x)
 {
-    int32_t s = 0;
-    for (int blk = 0; blk < n; blk += 32, c += 16, q += 32)
-        for (int j = 0; j < 16; j++)
-            s += (c[j] & 15) * q[j] + (c[j] >> 4) * q[j + 16];
-    return s;
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (int)((x * 0x0101010101010101ull) >> 56);
 }
 
-/* First-stage sums of every vector in scope against qc (the +8 offset still in);
- * INT32_MIN for the others. */
-static void raw4_portable(const struct sl_cache_index *ix, uint64_t scope, const int8_t *qc,
-                          int32_t *out)
+/* Hamming distance of every sketch in scope to qs, in out; NOT_IN_SCOPE for the others,
+ * and hist[d] counts the scope's sketches at distance d. */
+#define NOT_IN_SCOPE UINT16_MAX
+static void hamming_portable(const struct sl_cache_index *ix, uint64_t scope,
+                             const uint64_t *qs, uint16_t *out, uint32_t *hist)
 {
-    const uint8_t *c = ix->codes;
-    for (size_t i = 0; i < ix->n; i++, c += ix->cdim / 2)
-        out[i] = ix->scopes[i] == scope ? dot4u_portable(c, qc, ix->cdim) : INT32_MIN;
+    int w = ix->words;
+    const uint64_t *s = ix->signs;
+    for (size_t i = 0; i < ix->n; i++, s += w) {
+        if (ix->scopes[i] != scope) {
+            out[i] = NOT_IN_SCOPE;
+            continue;
+        }
+        int d = 0;
+        for (int k = 0; k < w; k++)
+            d += popcount_portable(s[k] ^ qs[k]);
+        out[i] = (uint16_t)d;
+        hist[d]++;
+    }
 }
-
-#define TOP 16 /* candidates of the 4-bit stage scored again in float32 */
 
 #ifdef HAVE_AVX2_PATH
-__attribute__((target("avx2"))) static inline int32_t dot4u_avx2(const uint8_t *c,
-                                                                  const int8_t *q, int n)
+/* The same with the CPU's popcnt (every CPU with AVX2 has it). */
+__attribute__((target("avx2,popcnt"))) static void hamming_avx2(const struct sl_cache_index *ix,
+                                                               uint64_t scope,
+                                                               const uint64_t *qs,
+                                                               uint16_t *out, uint32_t *hist)
 {
-    const __m128i low = _mm_set1_epi8(15);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc = _mm256_setzero_si256();
-    for (int blk = 0; blk < n; blk += 32, c += 16, q += 32) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)c);
-        __m128i lo = _mm_and_si128(x, low), hi = _mm_and_si128(_mm_srli_epi16(x, 4), low);
-        __m256i u = _mm256_set_m128i(hi, lo);
-        __m256i y = _mm256_loadu_si256((const __m256i *)(const void *)q);
-        /* unsigned nibbles x signed query bytes, summed in pairs to int16 (at most
-         * 2 * 15 * 128: no saturation), then in pairs to int32 */
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), ones));
+    int w = ix->words;
+    const uint64_t *s = ix->signs;
+    for (size_t i = 0; i < ix->n; i++, s += w) {
+        if (ix->scopes[i] != scope) {
+            out[i] = NOT_IN_SCOPE;
+            continue;
+        }
+        __builtin_prefetch(s + 8 * w); /* a few sketches ahead */
+        int d0 = 0, d1 = 0, k = 0;
+        for (; k + 2 <= w; k += 2) {
+            d0 += __builtin_popcountll(s[k] ^ qs[k]);
+            d1 += __builtin_popcountll(s[k + 1] ^ qs[k + 1]);
+        }
+        if (k < w)
+            d0 += __builtin_popcountll(s[k] ^ qs[k]);
+        out[i] = (uint16_t)(d0 + d1);
+        hist[d0 + d1]++;
     }
-    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-    return _mm_cvtsi128_si32(h);
-}
-
-__attribute__((target("avx2"))) static void raw4_avx2(const struct sl_cache_index *ix,
-                                                      uint64_t scope, const int8_t *qc,
-                                                      int32_t *out)
-{
-    const uint8_t *c = ix->codes;
-    for (size_t i = 0; i < ix->n; i++, c += ix->cdim / 2)
-        out[i] = ix->scopes[i] == scope ? dot4u_avx2(c, qc, ix->cdim) : INT32_MIN;
 }
 
 __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int n)
@@ -141,36 +148,13 @@ float sl_cache_dot(const float *a, const float *b, int n)
     return dot_portable(a, b, n);
 }
 
-static int32_t qsum(const int8_t *q, int n)
+void sl_cache_sign(const float *v, int dim, uint64_t *out)
 {
-    int32_t s = 0;
-    for (int i = 0; i < n; i++)
-        s += q[i];
-    return s;
-}
-
-int32_t sl_cache_dot4(const uint8_t *codes, const int8_t *q, int n)
-{
-#ifdef HAVE_AVX2_PATH
-    if (use_avx2())
-        return dot4u_avx2(codes, q, n) - 8 * qsum(q, n);
-#endif
-    return dot4u_portable(codes, q, n) - 8 * qsum(q, n);
-}
-
-static float scale_for(const float *v, int dim, float top)
-{
-    float max = 0;
+    int words = (dim + 63) / 64;
+    memset(out, 0, (size_t)words * sizeof(*out));
     for (int i = 0; i < dim; i++)
-        max = fabsf(v[i]) > max ? fabsf(v[i]) : max;
-    return max > 0 ? top / max : 1.0f;
-}
-
-void sl_cache_pack4(const float *v, int n, float scale, uint8_t *out)
-{
-    for (int blk = 0; blk < n; blk += 32, v += 32, out += 16)
-        for (int j = 0; j < 16; j++)
-            out[j] = (uint8_t)((lrintf(v[j] * scale) + 8) | ((lrintf(v[j + 16] * scale) + 8) << 4));
+        if (v[i] > 0)
+            out[i / 64] |= (uint64_t)1 << (i % 64);
 }
 
 int sl_cache_normalise(float *v, int dim)
@@ -189,15 +173,16 @@ int sl_cache_normalise(float *v, int dim)
 int sl_cache_index_init(struct sl_cache_index *ix, int dim, size_t cap)
 {
     memset(ix, 0, sizeof(*ix));
+    if (dim <= 0 || dim > SL_CACHE_MAX_DIM)
+        return -1;
     ix->dim = dim;
-    ix->cdim = (dim + 31) / 32 * 32;
+    ix->words = (dim + 63) / 64;
     ix->cap = cap;
     ix->vecs = malloc(cap * (size_t)dim * sizeof(float));
     ix->scopes = malloc(cap * sizeof(*ix->scopes));
     ix->keys = malloc(cap * sizeof(*ix->keys));
-    ix->codes = malloc(cap * (size_t)ix->cdim / 2);
-    ix->scales = malloc(cap * sizeof(*ix->scales));
-    if (!ix->vecs || !ix->scopes || !ix->keys || !ix->codes || !ix->scales) {
+    ix->signs = malloc(cap * (size_t)ix->words * sizeof(*ix->signs));
+    if (!ix->vecs || !ix->scopes || !ix->keys || !ix->signs) {
         sl_cache_index_release(ix);
         return -1;
     }
@@ -209,33 +194,17 @@ void sl_cache_index_release(struct sl_cache_index *ix)
     free(ix->vecs);
     free(ix->scopes);
     free(ix->keys);
-    free(ix->codes);
-    free(ix->scales);
+    free(ix->signs);
     memset(ix, 0, sizeof(*ix));
-}
-
-/* v padded with zeros to cdim values, for the 4-bit stage. */
-static float *padded(const struct sl_cache_index *ix, const float *v)
-{
-    float *p = calloc((size_t)ix->cdim, sizeof(float));
-    if (p)
-        memcpy(p, v, (size_t)ix->dim * sizeof(float));
-    return p;
 }
 
 static void put_at(struct sl_cache_index *ix, size_t i, const uint8_t *key, uint64_t scope,
                    const float *v)
 {
-    float *p = padded(ix, v);
     memmove(ix->vecs + i * (size_t)ix->dim, v, (size_t)ix->dim * sizeof(float));
-    ix->scales[i] = scale_for(v, ix->dim, 7.0f);
-    if (p)
-        sl_cache_pack4(p, ix->cdim, ix->scales[i], ix->codes + i * (size_t)ix->cdim / 2);
-    else
-        ix->scales[i] = 0; /* out of memory: never a first-stage candidate */
-    free(p);
+    sl_cache_sign(ix->vecs + i * (size_t)ix->dim, ix->dim, ix->signs + i * (size_t)ix->words);
     ix->scopes[i] = scope;
-    memcpy(ix->keys[i], key, SL_CACHE_KEY_LEN);
+    memmove(ix->keys[i], key, SL_CACHE_KEY_LEN);
 }
 
 int sl_cache_index_add(struct sl_cache_index *ix, const uint8_t *key, uint64_t scope,
@@ -258,64 +227,63 @@ int sl_cache_index_add(struct sl_cache_index *ix, const uint8_t *key, uint64_t s
     return 0;
 }
 
-/* Keeps the TOP best first-stage scores, best first. */
-static void keep(long *top, float *score, int *n, long i, float s)
-{
-    int at;
-    if (*n < TOP)
-        at = (*n)++;
-    else if (s <= score[TOP - 1])
-        return;
-    else
-        at = TOP - 1;
-    while (at > 0 && score[at - 1] < s) {
-        top[at] = top[at - 1];
-        score[at] = score[at - 1];
-        at--;
-    }
-    top[at] = i;
-    score[at] = s;
-}
-
 long sl_cache_index_search(const struct sl_cache_index *ix, uint64_t scope, const float *q,
                            float *score)
 {
-    long top[TOP], best = -1;
-    float approx[TOP], best_score = -2.0f;
-    int ntop = 0, dim = ix->dim;
-    int8_t *qc = calloc((size_t)ix->cdim, 1);
-    int32_t *raw = malloc((ix->n ? ix->n : 1) * sizeof(*raw)); /* per call: scans run side by side */
-    if (!qc || !raw) {
-        free(qc);
-        free(raw);
+    uint64_t qs[SL_CACHE_MAX_DIM / 64];
+    uint32_t hist[SL_CACHE_MAX_DIM + 1] = {0};
+    long best = -1;
+    float best_score = -2.0f;
+    int dim = ix->dim;
+    uint16_t *dist = malloc((ix->n ? ix->n : 1) * sizeof(*dist)); /* per call: scans run side by side */
+    if (!dist)
         return -1;
-    }
-    float qs = scale_for(q, dim, 127.0f);
-    for (int i = 0; i < dim; i++)
-        qc[i] = (int8_t)lrintf(q[i] * qs);
+    sl_cache_sign(q, dim, qs);
 #ifdef HAVE_AVX2_PATH
     if (use_avx2())
-        raw4_avx2(ix, scope, qc, raw);
+        hamming_avx2(ix, scope, qs, dist, hist);
     else
 #endif
-        raw4_portable(ix, scope, qc, raw);
-    int32_t bias = 8 * qsum(qc, ix->cdim);
-    for (size_t i = 0; i < ix->n; i++) {
-        if (raw[i] == INT32_MIN || ix->scales[i] == 0)
-            continue;
-        float s = (float)(raw[i] - bias) / (qs * ix->scales[i]);
-        if (ntop < TOP || s > approx[ntop - 1])
-            keep(top, approx, &ntop, (long)i, s);
+        hamming_portable(ix, scope, qs, dist, hist);
+    /* The cut: the smallest distance at which SL_CACHE_RESCORE sketches of the scope are reached.
+     * Every sketch nearer than it is scored again; of those at it, the first in slot
+     * order until SL_CACHE_RESCORE in all. */
+    uint32_t below = 0;
+    int cut = 0;
+    while (cut <= dim && below + hist[cut] < SL_CACHE_RESCORE) {
+        below += hist[cut];
+        cut++;
     }
-    free(qc);
-    free(raw);
-    for (int k = 0; k < ntop; k++) {
-        float s = sl_cache_dot(q, ix->vecs + (size_t)top[k] * (size_t)dim, dim);
+    uint32_t at_cut = cut <= dim ? SL_CACHE_RESCORE - below : 0;
+    const float *prev = NULL;
+    long prev_i = -1;
+    for (size_t i = 0; i < ix->n; i++) {
+        if (dist[i] > cut || (dist[i] == cut && at_cut == 0))
+            continue;
+        if (dist[i] == cut)
+            at_cut--;
+        /* score the previous candidate while this one's first lines come in */
+        const float *v = ix->vecs + i * (size_t)dim;
+        __builtin_prefetch(v);
+        __builtin_prefetch(v + 16);
+        if (prev) {
+            float s = sl_cache_dot(q, prev, dim);
+            if (s > best_score) {
+                best_score = s;
+                best = prev_i;
+            }
+        }
+        prev = v;
+        prev_i = (long)i;
+    }
+    if (prev) {
+        float s = sl_cache_dot(q, prev, dim);
         if (s > best_score) {
             best_score = s;
-            best = top[k];
+            best = prev_i;
         }
     }
+    free(dist);
     *score = best_score;
     return best;
 }

@@ -1,7 +1,8 @@
 /* The semantic index: normalised float32 vectors in one contiguous array (cosine = dot
  * product), each pointing to the exact entry it answers, searched by a flat scan in two
- * stages: a 4-bit copy of every vector (an eighth of the bytes to stream from memory)
- * ranks the scope's vectors, and the best few are scored again exactly in float32.
+ * stages: a sign sketch of every vector (one bit per value: a 32nd of the bytes to stream
+ * from memory) ranks the scope's vectors by Hamming distance, and the best SL_CACHE_RESCORE are
+ * scored again exactly in float32; only that exact cosine is ever returned.
  * Bounded: when full, the oldest vector is overwritten. Searches may run side by side;
  * a change needs the index to itself (the cache's readers-writer lock). */
 #ifndef SL_CACHE_INDEX_H
@@ -12,18 +13,22 @@
 
 #include "cache/backend.h"
 
+/* The most dimensions an index takes; the candidates of the sketch stage scored in float32. */
+#define SL_CACHE_MAX_DIM 8192
+#define SL_CACHE_RESCORE 512
+
 struct sl_cache_index {
     int dim;
     size_t n, cap, next;   /* next: the slot to overwrite once n == cap */
     float *vecs;           /* n * dim, each of length 1 */
-    int cdim;              /* dim rounded up to 32: the 4-bit copy's values per vector */
-    uint8_t *codes;        /* n * cdim / 2: round(v * scale) + 8 in nibbles (index.c) */
-    float *scales;         /* per vector: 7 / its largest |value| */
+    int words;             /* (dim + 63) / 64: the sign sketch's 64-bit words per vector */
+    uint64_t *signs;       /* n * words: bit i set when value i > 0 */
     uint64_t *scopes;      /* per vector, apart so a scan skips other scopes cheaply */
     uint8_t (*keys)[SL_CACHE_KEY_LEN];
 };
 
-/* An index of up to cap vectors of dim values. Returns 0, or -1 when out of memory. */
+/* An index of up to cap vectors of dim values (1..SL_CACHE_MAX_DIM). Returns 0, or -1
+ * when out of memory or dim is out of range. */
 int sl_cache_index_init(struct sl_cache_index *ix, int dim, size_t cap);
 void sl_cache_index_release(struct sl_cache_index *ix);
 
@@ -50,12 +55,7 @@ float sl_cache_dot(const float *a, const float *b, int n);
  * loops, for tests). Returns 1 when AVX2 is in use afterwards. */
 int sl_cache_simd(int on);
 
-/* The first stage's product: sum of (nibble - 8) * q over n values (n a multiple of 32),
- * codes packed as index.c lays them out (AVX2 when the CPU has it). */
-int32_t sl_cache_dot4(const uint8_t *codes, const int8_t *q, int n);
-
-/* Packs n floats (n a multiple of 32, the tail zero) into n / 2 bytes of nibbles scaled
- * by scale (|v * scale| <= 7). */
-void sl_cache_pack4(const float *v, int n, float scale, uint8_t *out);
+/* The sign sketch of v (dim values) into (dim + 63) / 64 words: bit i set when v[i] > 0. */
+void sl_cache_sign(const float *v, int dim, uint64_t *out);
 
 #endif

@@ -287,7 +287,7 @@ static void test_index(void **state)
 }
 
 /* The two-stage scan finds what a plain float32 scan finds, over many vectors whose
- * best matches are close together; and the 4-bit product is exact. */
+ * best matches are close together; and the sign sketch is what it says. */
 static void test_index_two_stage_matches_brute_force(void **state)
 {
     enum { DIM = 100, N = 3000 };
@@ -324,20 +324,94 @@ static void test_index_two_stage_matches_brute_force(void **state)
         assert_int_equal(sl_cache_index_search(&ix, 1, q, &got_s), want);
         assert_true(fabsf(got_s - want_s) < 1e-4f);
     }
-    /* the 4-bit product is exact on what was packed */
-    float v64[64];
-    int8_t q64[64];
-    int32_t plain = 0;
-    for (int i = 0; i < 64; i++) {
-        v64[i] = (float)(i % 15 - 7);
-        q64[i] = (int8_t)(127 - i * 53 % 255);
-        plain += (i % 15 - 7) * q64[i];
-    }
-    uint8_t packed[32];
-    sl_cache_pack4(v64, 64, 1.0f, packed);
-    assert_int_equal(sl_cache_dot4(packed, q64, 64), plain);
+    /* the sign sketch: bit i set when value i > 0, the bits past dim clear */
+    float v70[70];
+    uint64_t sk[2];
+    for (int i = 0; i < 70; i++)
+        v70[i] = i % 3 == 0 ? 0.5f : (i % 3 == 1 ? -0.5f : 0.0f);
+    sl_cache_sign(v70, 70, sk);
+    for (int i = 0; i < 128; i++)
+        assert_int_equal((int)(sk[i / 64] >> (i % 64) & 1), i < 70 && i % 3 == 0);
     sl_cache_index_release(&ix);
     free(all);
+}
+
+static uint64_t lcg = 777;
+static float uniform01(void)
+{
+    lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+    return ((float)(lcg >> 40) + 0.5f) / (float)(1 << 24);
+}
+
+/* out = normalise(base + s * g): g a Gaussian vector of length about 1. */
+static void near_vec(const float *base, float s, float *out, int dim)
+{
+    for (int d = 0; d < dim; d += 2) {
+        float r = sqrtf(-2.0f * logf(uniform01())) * s / sqrtf((float)dim), t = 6.2831853f * uniform01();
+        out[d] = (base ? base[d] : 0) + r * cosf(t);
+        if (d + 1 < dim)
+            out[d + 1] = (base ? base[d + 1] : 0) + r * sinf(t);
+    }
+    sl_cache_normalise(out, dim);
+}
+
+/* Vectors shaped like paraphrase embeddings, many more than the sketch stage keeps:
+ * all leaning towards one direction, in topics of very uneven size (one holds a fifth
+ * of them) with near-duplicates, in two scopes; queries are paraphrases of stored
+ * vectors. For every query the two-stage result in each scope is what a plain float32
+ * scan of that scope finds whenever that best match is at least 0.9, and the score
+ * returned is always the exact float32 cosine of the slot returned. */
+static void test_index_two_stage_clustered(void **state)
+{
+    enum { DIM = 128, N = 8000, TOPICS = 40, QUERIES = 60 };
+    struct sl_cache_index ix;
+    float *all = malloc((size_t)N * DIM * sizeof(float)), *centres = malloc(TOPICS * DIM * sizeof(float));
+    float mean[DIM], q[DIM];
+    uint8_t k[SL_CACHE_KEY_LEN] = {0};
+    int last[TOPICS], matched = 0;
+    assert_int_equal(sl_cache_index_init(&ix, DIM, N), 0);
+    near_vec(NULL, 1.0f, mean, DIM);
+    for (int c = 0; c < TOPICS; c++) {
+        near_vec(mean, 1.2f, centres + c * DIM, DIM);
+        last[c] = -1;
+    }
+    for (int i = 0; i < N; i++) {
+        float u = uniform01();
+        int c = (int)(TOPICS * u * u * u); /* topic 0: a fifth of the vectors */
+        if (last[c] >= 0 && uniform01() < 0.3f)
+            near_vec(all + last[c] * DIM, 0.12f, all + i * DIM, DIM);
+        else
+            near_vec(centres + c * DIM, 0.2f + 0.6f * uniform01(), all + i * DIM, DIM);
+        last[c] = i;
+        memcpy(k, &i, sizeof(i));
+        assert_int_equal(sl_cache_index_add(&ix, k, 1 + (uint64_t)(i % 2), all + i * DIM, DIM), 0);
+    }
+    for (int t = 0; t < QUERIES; t++) {
+        int src = (int)(uniform01() * N) % N;
+        near_vec(all + src * DIM, 0.05f + 0.4f * uniform01(), q, DIM);
+        for (uint64_t scope = 1; scope <= 2; scope++) {
+            long want = -1;
+            float want_s = -2, got_s;
+            for (int i = (int)scope - 1; i < N; i += 2) {
+                float s = sl_cache_dot(q, all + i * DIM, DIM);
+                if (s > want_s) {
+                    want_s = s;
+                    want = i;
+                }
+            }
+            long got = sl_cache_index_search(&ix, scope, q, &got_s);
+            assert_true(got >= 0 && (int)(got % 2) == (int)scope - 1);
+            assert_true(got_s == sl_cache_dot(q, all + got * DIM, DIM));
+            if (want_s >= 0.9f) {
+                assert_int_equal(got, want);
+                matched++;
+            }
+        }
+    }
+    assert_true(matched >= QUERIES / 2); /* the data does test matches above 0.9 */
+    sl_cache_index_release(&ix);
+    free(all);
+    free(centres);
 }
 
 /* The same checks with the portable loops (what a CPU without AVX2 runs). */
@@ -347,6 +421,7 @@ static void test_index_portable_paths(void **state)
     assert_int_equal(sl_cache_simd(0), 0);
     test_index(state);
     test_index_two_stage_matches_brute_force(state);
+    test_index_two_stage_clustered(state);
     assert_int_equal(sl_cache_simd(had), had);
 }
 
@@ -491,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_sqlite_backend_persists),
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_index_two_stage_matches_brute_force),
+        cmocka_unit_test(test_index_two_stage_clustered),
         cmocka_unit_test(test_index_portable_paths),
         cmocka_unit_test(test_cache_get_fresh_stale_missing),
         cmocka_unit_test(test_cache_threads),
