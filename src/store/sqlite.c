@@ -281,19 +281,19 @@ out:
 }
 
 /* The row's strings are fixed arrays; strnlen guards one filled to the brim. */
-static void bind_text(sqlite3_stmt *st, int col, const char *s, size_t cap)
+void sl_sqlite_bind_text(sqlite3_stmt *st, int col, const char *s, size_t cap)
 {
     sqlite3_bind_text(st, col, s, (int)strnlen(s, cap), SQLITE_STATIC);
 }
 
 static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
 {
-    bind_text(st, 1, r->id, sizeof(r->id));
+    sl_sqlite_bind_text(st, 1, r->id, sizeof(r->id));
     sqlite3_bind_int64(st, 2, r->ts_ms);
-    bind_text(st, 3, r->key, sizeof(r->key));
-    bind_text(st, 4, r->model, sizeof(r->model));
-    bind_text(st, 5, r->provider, sizeof(r->provider));
-    bind_text(st, 6, r->upstream_model, sizeof(r->upstream_model));
+    sl_sqlite_bind_text(st, 3, r->key, sizeof(r->key));
+    sl_sqlite_bind_text(st, 4, r->model, sizeof(r->model));
+    sl_sqlite_bind_text(st, 5, r->provider, sizeof(r->provider));
+    sl_sqlite_bind_text(st, 6, r->upstream_model, sizeof(r->upstream_model));
     sqlite3_bind_int64(st, 7, r->prompt_tokens);
     sqlite3_bind_int64(st, 8, r->completion_tokens);
     sqlite3_bind_int64(st, 9, r->cached_tokens);
@@ -304,18 +304,18 @@ static void bind_row(sqlite3_stmt *st, const struct sl_usage_row *r)
     sqlite3_bind_int(st, 14, r->client_gone);
     sqlite3_bind_int64(st, 15, r->latency_us);
     sqlite3_bind_int64(st, 16, r->ttft_us);
-    bind_text(st, 17, r->error, sizeof(r->error));
-    bind_text(st, 18, r->request_id, sizeof(r->request_id));
+    sl_sqlite_bind_text(st, 17, r->error, sizeof(r->error));
+    sl_sqlite_bind_text(st, 18, r->request_id, sizeof(r->request_id));
     sqlite3_bind_int(st, 19, r->attempt);
     sqlite3_bind_int(st, 20, r->final);
-    bind_text(st, 21, r->why, sizeof(r->why));
+    sl_sqlite_bind_text(st, 21, r->why, sizeof(r->why));
     sqlite3_bind_int64(st, 22, r->cost_micros);
-    bind_text(st, 23, r->currency, sizeof(r->currency));
+    sl_sqlite_bind_text(st, 23, r->currency, sizeof(r->currency));
     sqlite3_bind_int(st, 24, r->price_known);
-    bind_text(st, 25, r->tags, sizeof(r->tags));
-    bind_text(st, 26, r->mirror_of, sizeof(r->mirror_of));
-    bind_text(st, 27, r->answer_hash, sizeof(r->answer_hash));
-    bind_text(st, 28, r->cache, sizeof(r->cache));
+    sl_sqlite_bind_text(st, 25, r->tags, sizeof(r->tags));
+    sl_sqlite_bind_text(st, 26, r->mirror_of, sizeof(r->mirror_of));
+    sl_sqlite_bind_text(st, 27, r->answer_hash, sizeof(r->answer_hash));
+    sl_sqlite_bind_text(st, 28, r->cache, sizeof(r->cache));
     sqlite3_bind_int64(st, 29, r->saved_micros);
 }
 
@@ -362,13 +362,8 @@ static void read_total(sqlite3_stmt *st, void *row)
     t->errors = sqlite3_column_int64(st, 7);
 }
 
-typedef void (*read_row_fn)(sqlite3_stmt *st, void *row);
-
-/* Steps a prepared statement to its end, reading each row into a growing array of
- * size-byte elements. Finalizes st. On success *out (the caller frees; NULL when *n
- * is 0); on failure nothing is returned and err says why. */
-static int collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, read_row_fn read,
-                        const char *what, void **out, size_t *n, char *err, size_t errlen)
+int sl_sqlite_collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, sl_sqlite_read_fn read,
+                           const char *what, void **out, size_t *n, char *err, size_t errlen)
 {
     char *v = NULL;
     size_t len = 0, cap = 0;
@@ -414,7 +409,7 @@ static int sqlite_usage_totals(struct sl_store *base, int64_t since_ms,
         sqlite3_finalize(st);
         return map_error(s->db, rc, "usage totals", err, errlen);
     }
-    return collect_rows(s->db, st, sizeof(**out), read_total, "usage totals",
+    return sl_sqlite_collect_rows(s->db, st, sizeof(**out), read_total, "usage totals",
                         (void **)out, n, err, errlen);
 }
 
@@ -432,7 +427,7 @@ static const char *const group_exprs[][2] = {
                         "provider"},
 };
 
-static void read_text(sqlite3_stmt *st, int col, char *out, size_t size)
+void sl_sqlite_read_text(sqlite3_stmt *st, int col, char *out, size_t size)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(out, size, "%s", t ? (const char *)t : "");
@@ -441,9 +436,9 @@ static void read_text(sqlite3_stmt *st, int col, char *out, size_t size)
 static void read_group(sqlite3_stmt *st, void *row)
 {
     struct sl_usage_group *g = row;
-    read_text(st, 0, g->group, sizeof(g->group));
-    read_text(st, 1, g->provider, sizeof(g->provider));
-    read_text(st, 2, g->currency, sizeof(g->currency));
+    sl_sqlite_read_text(st, 0, g->group, sizeof(g->group));
+    sl_sqlite_read_text(st, 1, g->provider, sizeof(g->provider));
+    sl_sqlite_read_text(st, 2, g->currency, sizeof(g->currency));
     g->requests = sqlite3_column_int64(st, 3);
     g->prompt_tokens = sqlite3_column_int64(st, 4);
     g->completion_tokens = sqlite3_column_int64(st, 5);
@@ -514,7 +509,7 @@ static int sqlite_usage_groups(struct sl_store *base, int64_t since_ms, enum sl_
         sqlite3_finalize(st);
         return result;
     }
-    return collect_rows(s->db, st, sizeof(**out), read_group, "usage groups",
+    return sl_sqlite_collect_rows(s->db, st, sizeof(**out), read_group, "usage groups",
                         (void **)out, n, err, errlen);
 }
 
@@ -566,110 +561,8 @@ static int sqlite_compare_rows(struct sl_store *base, int64_t since_ms, const ch
     sqlite3_bind_int64(st, 1, since_ms);
     if (group)
         sqlite3_bind_text(st, 2, group, -1, SQLITE_STATIC);
-    return collect_rows(s->db, st, sizeof(**out), read_compare, "compare", (void **)out, n, err,
+    return sl_sqlite_collect_rows(s->db, st, sizeof(**out), read_compare, "compare", (void **)out, n, err,
                         errlen);
-}
-
-/* ---- virtual keys ---------------------------------------------------------------- */
-
-/* Keys change rarely (an admin creating or revoking one), so each call prepares its
- * statement instead of keeping it for the life of the store. */
-static const char insert_key_sql[] =
-    "INSERT INTO keys (id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget,"
-    " rpm, tpm, models, tags, concurrency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char list_keys_sql[] =
-    "SELECT id, name, hash, prefix, created_ms, expires_ms, revoked_ms, budget, rpm, tpm,"
-    " models, tags, concurrency FROM keys ORDER BY created_ms, id";
-static const char revoke_key_sql[] =
-    "UPDATE keys SET revoked_ms = CASE revoked_ms WHEN 0 THEN ? ELSE revoked_ms END"
-    " WHERE id = ?";
-
-static void bind_key(sqlite3_stmt *st, const struct sl_key *k)
-{
-    bind_text(st, 1, k->id, sizeof(k->id));
-    bind_text(st, 2, k->name, sizeof(k->name));
-    bind_text(st, 3, k->hash, sizeof(k->hash));
-    bind_text(st, 4, k->prefix, sizeof(k->prefix));
-    sqlite3_bind_int64(st, 5, k->created_ms);
-    sqlite3_bind_int64(st, 6, k->expires_ms);
-    sqlite3_bind_int64(st, 7, k->revoked_ms);
-    bind_text(st, 8, k->budget, sizeof(k->budget));
-    sqlite3_bind_int64(st, 9, k->rpm);
-    sqlite3_bind_int64(st, 10, k->tpm);
-    bind_text(st, 11, k->models, sizeof(k->models));
-    bind_text(st, 12, k->tags, sizeof(k->tags));
-    sqlite3_bind_int64(st, 13, k->concurrency);
-}
-
-static int sqlite_insert_key(struct sl_store *base, const struct sl_key *k, char *err,
-                             size_t errlen)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, insert_key_sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        bind_key(st, k);
-        rc = sqlite3_step(st);
-    }
-    int result = rc == SQLITE_DONE ? SL_STORE_OK : map_error(s->db, rc, "insert key", err, errlen);
-    sqlite3_finalize(st);
-    return result;
-}
-
-static void read_key(sqlite3_stmt *st, void *row)
-{
-    struct sl_key *k = row;
-    read_text(st, 0, k->id, sizeof(k->id));
-    read_text(st, 1, k->name, sizeof(k->name));
-    read_text(st, 2, k->hash, sizeof(k->hash));
-    read_text(st, 3, k->prefix, sizeof(k->prefix));
-    k->created_ms = sqlite3_column_int64(st, 4);
-    k->expires_ms = sqlite3_column_int64(st, 5);
-    k->revoked_ms = sqlite3_column_int64(st, 6);
-    read_text(st, 7, k->budget, sizeof(k->budget));
-    k->rpm = sqlite3_column_int64(st, 8);
-    k->tpm = sqlite3_column_int64(st, 9);
-    read_text(st, 10, k->models, sizeof(k->models));
-    read_text(st, 11, k->tags, sizeof(k->tags));
-    k->concurrency = sqlite3_column_int64(st, 12);
-}
-
-
-static int sqlite_list_keys(struct sl_store *base, struct sl_key **out, size_t *n, char *err,
-                            size_t errlen)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = NULL;
-    *out = NULL;
-    *n = 0;
-    int rc = sqlite3_prepare_v2(s->db, list_keys_sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return map_error(s->db, rc, "list keys", err, errlen);
-    }
-    return collect_rows(s->db, st, sizeof(**out), read_key, "list keys",
-                        (void **)out, n, err, errlen);
-}
-
-static int sqlite_revoke_key(struct sl_store *base, const char *id, int64_t now_ms, char *err,
-                             size_t errlen)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, revoke_key_sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, now_ms);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    int result = rc == SQLITE_DONE ? SL_STORE_OK : map_error(s->db, rc, "revoke key", err, errlen);
-    sqlite3_finalize(st);
-    /* The CASE matches every row with the id, revoked or not: no change means no key. */
-    if (result == SL_STORE_OK && sqlite3_changes(s->db) == 0) {
-        snprintf(err, errlen, "no key with id '%.40s'", id);
-        result = SL_STORE_NOT_FOUND;
-    }
-    return result;
 }
 
 static void sqlite_close(struct sl_store *base)
@@ -689,9 +582,9 @@ static const struct sl_store_ops sqlite_ops = {
     .usage_totals = sqlite_usage_totals,
     .close = sqlite_close,
     .usage_groups = sqlite_usage_groups,
-    .insert_key = sqlite_insert_key,
-    .list_keys = sqlite_list_keys,
-    .revoke_key = sqlite_revoke_key,
+    .insert_key = sl_sqlite_insert_key,
+    .list_keys = sl_sqlite_list_keys,
+    .revoke_key = sl_sqlite_revoke_key,
     .compare_rows = sqlite_compare_rows,
     .prune_usage = sl_sqlite_prune_usage,
 };

@@ -24,6 +24,26 @@ struct sqlite_store {
  * by itself (locked, full, I/O), else SL_STORE_ERROR. */
 int sl_sqlite_error(sqlite3 *db, int rc, const char *what, char *err, size_t errlen);
 
+/* Binds a fixed-size string column (strnlen guards an array filled to the brim). */
+void sl_sqlite_bind_text(sqlite3_stmt *st, int col, const char *s, size_t cap);
+/* Copies a text column into out (an empty string for NULL). */
+void sl_sqlite_read_text(sqlite3_stmt *st, int col, char *out, size_t size);
+
+/* Steps a prepared statement to its end, reading each row into a growing array of
+ * size-byte elements. Finalizes st. On success *out (the caller frees; NULL when *n
+ * is 0); on failure nothing is returned and err says why. */
+typedef void (*sl_sqlite_read_fn)(sqlite3_stmt *st, void *row);
+int sl_sqlite_collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, sl_sqlite_read_fn read,
+                           const char *what, void **out, size_t *n, char *err, size_t errlen);
+
+/* The key ops (sqlite_keys.c; store.h). */
+struct sl_key;
+int sl_sqlite_insert_key(struct sl_store *base, const struct sl_key *k, char *err, size_t errlen);
+int sl_sqlite_list_keys(struct sl_store *base, struct sl_key **out, size_t *n, char *err,
+                        size_t errlen);
+int sl_sqlite_revoke_key(struct sl_store *base, const char *id, int64_t now_ms, char *err,
+                         size_t errlen);
+
 /* The roll-up tables (per UTC hour and per UTC day; ts_ms is the period's first
  * millisecond) and the retention mark, created and filled from the existing rows. */
 #define SL_SQLITE_ROLLUP_TABLE(name)                                                        \
