@@ -378,6 +378,9 @@ enum sl_gov_reason sl_gov_redis_admit(struct sl_gov_redis *r, const struct sl_go
 {
     struct args *a = calloc(1, sizeof(*a));
     int64_t start[SL_GOV_MAX_SCOPES];
+    memset(&t->hdr, 0, sizeof(t->hdr));
+    t->n = 0;
+    t->active = 0;
     if (!a) {
         snprintf(err, errlen, "out of memory");
         return SL_GOV_UNAVAILABLE;
