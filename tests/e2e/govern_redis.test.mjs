@@ -3,8 +3,10 @@
 // 200 concurrent requests split across both against a tag budget that allows 20 spend at
 // most 20 requests' worth over both ledgers (summed here from the sim's token formulas and
 // the configured prices); an rpm of 3 holds over both (the 4th is a 429 with OpenAI's
-// x-ratelimit-* headers); with Redis gone a deny replica answers 503 and an allow
-// replica lets the request through; when Redis comes back the deny replica reconnects.
+// x-ratelimit-* headers); so do a tpm (real tokens over both ledgers) and a concurrency
+// cap; a replica killed mid-request holds its slot only until its lease ends; with Redis
+// gone a deny replica answers 503 and an allow replica lets the request through; when
+// Redis comes back the deny replica reconnects.
 // The budget is a tag budget from the config, so neither store needs a shared key.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +23,8 @@ const PRICE = { input: 1000, output: 2000 }; // micro-USD per token
 const MSGS = [{ role: 'user', content: 'hello replicas' }];
 const one = (() => { const u = simUsage(MSGS); return u.prompt_tokens * PRICE.input + u.completion_tokens * PRICE.output; })();
 const LIMIT = 20 * one;
+const PER = (() => { const u = simUsage(MSGS); return u.prompt_tokens + u.completion_tokens; })();
+const TPM = 20 * PER;
 let tmp, sim, redis, redisPort, replicas = [];
 
 function freePort() {
@@ -55,12 +59,12 @@ async function stopRedis() {
   await r.exited;
 }
 
-function config(name, onError) {
+function config(name, onError, lease = '10m') {
   return [
     'server: { workers: 4 }',
     `store: "sqlite://${path.join(tmp, `${name}.db`)}"`,
     'sim: false',
-    `govern: { backend: "redis://127.0.0.1:${redisPort}/0", on_error: ${onError} }`,
+    `govern: { backend: "redis://127.0.0.1:${redisPort}/0", on_error: ${onError}, lease: ${lease} }`,
     'budgets:',
     `  - { tag: team=replicas, limit: ${(LIMIT / 1e6).toFixed(6)}usd/total }`,
     'pricing:',
@@ -72,6 +76,9 @@ function config(name, onError) {
     '  - { name: sim-budget, provider: s, model: sim-small }',
     '  - { name: sim-rpm, provider: s, model: sim-small, limits: { rpm: 3 } }',
     '  - { name: sim-free, provider: s, model: sim-small }',
+    `  - { name: sim-tpm, provider: s, model: sim-small, limits: { tpm: ${TPM} } }`,
+    '  - { name: sim-conc, provider: s, model: sim-small, limits: { concurrency: 2 } }',
+    '  - { name: sim-conc1, provider: s, model: sim-small, limits: { concurrency: 1 } }',
     '',
   ].join('\n');
 }
@@ -166,6 +173,55 @@ test('requests per minute over two replicas: the 4th over both is a 429 with the
   assert.equal(e.headers.get('x-ratelimit-remaining-requests'), '0');
   const e2 = await client(replicas[0]).chat.completions.create({ model: 'sim-rpm', messages: MSGS }).catch((x) => x);
   assert.equal(e2.code, 'rate_limit_exceeded', String(e2));
+});
+
+test('tokens per minute over two replicas under 200 concurrent requests: the real tokens over both stay within one limit', async () => {
+  const results = await Promise.allSettled(Array.from({ length: 200 }, (_, i) =>
+    client(replicas[i % 2]).chat.completions.create({ model: 'sim-tpm', messages: MSGS, max_tokens: 8 }).withResponse()));
+  const ok = results.filter((r) => r.status === 'fulfilled');
+  for (const r of results.filter((x) => x.status === 'rejected')) {
+    assert.equal(r.reason.status, 429, String(r.reason));
+    assert.equal(r.reason.code, 'rate_limit_exceeded');
+    assert.equal(r.reason.type, 'tokens');
+    assert.equal(r.reason.headers.get('x-ratelimit-limit-tokens'), String(TPM));
+  }
+  assert.ok(ok.length >= 5 && ok.length * PER <= TPM, `${ok.length} admitted over both, ${ok.length * PER} tokens of ${TPM}`);
+  const rows = await settledLedgers('sim-tpm', 200);
+  assert.equal(rows.reduce((n, x) => n + x.prompt_tokens + x.completion_tokens, 0), ok.length * PER,
+    `both ledgers: ${JSON.stringify(rows)}`);
+});
+
+test('concurrency over two replicas: a cap of 2 takes two at a time over both', async () => {
+  const slow = [{ role: 'user', content: 'hello @sim:ttft=800' }];
+  const held = [0, 1].map((i) => client(replicas[i]).chat.completions.create({ model: 'sim-conc', messages: slow }));
+  await sleep(300);
+  for (const r of replicas) {
+    const e = await client(r).chat.completions.create({ model: 'sim-conc', messages: MSGS }).catch((x) => x);
+    assert.equal(e.status, 429, String(e));
+    assert.equal(e.code, 'concurrency_limit_exceeded');
+  }
+  for (const h of await Promise.all(held)) assert.ok(h.choices[0].message.content);
+  const again = await client(replicas[1]).chat.completions.create({ model: 'sim-conc', messages: MSGS });
+  assert.ok(again.choices[0].message.content, 'settled slots come back to every replica');
+});
+
+test('a replica killed mid-request: its slot is held until its lease ends, then freed', async () => {
+  // replica c admits with a 2 s lease and is killed (SIGKILL: a crash, so not checked for exit 0)
+  const file = path.join(tmp, 'c.yaml');
+  writeFileSync(file, config('c', 'deny', '2s'));
+  const c = await startSluice(['serve', '--config', file, '--listen', '127.0.0.1:0'], { name: 'sluice serve c' });
+  const t0 = Date.now();
+  const doomed = client({ s: c }).chat.completions.create({ model: 'sim-conc1', messages: [{ role: 'user', content: 'hello @sim:ttft=10000' }] })
+    .catch((x) => x);
+  await sleep(300);
+  c.child.kill('SIGKILL');
+  await c.exited;
+  await doomed;
+  const e = await client(replicas[0]).chat.completions.create({ model: 'sim-conc1', messages: MSGS }).catch((x) => x);
+  assert.equal(e.code, 'concurrency_limit_exceeded', 'the dead replica\'s slot is still held');
+  await sleep(Math.max(0, 2300 - (Date.now() - t0)));
+  const ok = await client(replicas[0]).chat.completions.create({ model: 'sim-conc1', messages: MSGS });
+  assert.ok(ok.choices[0].message.content, 'the lease ended: the slot is free again');
 });
 
 test('Redis down: on_error deny answers 503 in the client format, allow lets it through; back up, deny reconnects', async () => {
