@@ -51,7 +51,16 @@ struct sl_govern {
     atomic_uint_fast64_t refused[SL_GOV_UNAVAILABLE + 1];
     struct sl_gov_redis *redis;   /* NULL: the counters are in this table */
     int allow_on_error;
+    atomic_int_fast64_t redis_warned_s; /* the second of the last Redis error logged */
 };
+
+/* Logs a Redis failure at most once a second: an outage fails every request. */
+static void redis_warn(struct sl_govern *g, int64_t now_ms, const char *what, const char *err)
+{
+    int64_t last = atomic_load(&g->redis_warned_s), now_s = now_ms / 1000;
+    if (last != now_s && atomic_compare_exchange_strong(&g->redis_warned_s, &last, now_s))
+        sl_warn("budgets: %s%s", what, err);
+}
 
 static uint64_t hash(const char *s)
 {
@@ -303,7 +312,7 @@ static enum sl_gov_reason redis_admit(struct sl_govern *g, const struct sl_gov_s
     enum sl_gov_reason reason = sl_gov_redis_admit(g->redis, scopes, n, a, cost, seed, t, r, err,
                                                    sizeof(err));
     if (reason == SL_GOV_UNAVAILABLE) {
-        sl_warn("budgets: %s", err);
+        redis_warn(g, a->now_ms, "", err);
         memset(r, 0, sizeof(*r));
         t->n = 0;
         t->active = 0;
@@ -404,7 +413,7 @@ static void redis_settle(struct sl_govern *g, struct sl_gov_ticket *t, const str
                                    : 0;
     t->active = 0;
     if (sl_gov_redis_settle(g->redis, t, s, cost, after, err, sizeof(err))) {
-        sl_warn("budgets: settle not counted (leases free its holds later): %s", err);
+        redis_warn(g, s->now_ms, "settle not counted (leases free its holds later): ", err);
         return;
     }
     for (size_t i = 0; i < t->n; i++) {
