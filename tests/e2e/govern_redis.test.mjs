@@ -16,6 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import { startSluice, runSluice, sanitizerReports, sleep } from '../cases/lib/proc.mjs';
 import { simUsage } from './harness.mjs';
 
@@ -231,6 +232,14 @@ test('Redis down: on_error deny answers 503 in the client format, allow lets it 
   assert.equal(e.status, 503);
   assert.equal(e.code, 'governor_unavailable');
   assert.match(e.message, /did not answer/);
+  // the Anthropic SDK gets it in its own shape
+  const claude = new Anthropic({ baseURL: replicas[0].s.url, apiKey: 'none', maxRetries: 0, timeout: 10000 });
+  const ae = await claude.messages.create({ model: 'sim-rpm', max_tokens: 16, messages: MSGS }).catch((x) => x);
+  assert.ok(ae instanceof Anthropic.APIError, String(ae));
+  assert.equal(ae.status, 503);
+  assert.equal(ae.error?.type, 'error');
+  assert.equal(ae.error?.error?.type, 'api_error');
+  assert.match(ae.error?.error?.message, /did not answer/);
   const ok = await client(replicas[1]).chat.completions.create({ model: 'sim-rpm', messages: MSGS });
   assert.equal(ok.choices[0].message.content, 'This is a simulated reply to: hello replicas');
   // a model without limits never asks Redis
