@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 pkgs=(cmake make gcc pkg-config libevent-dev libcurl4-openssl-dev libcjson-dev
       libfyaml-dev libsqlite3-dev libssl-dev sqlite3)
 pkgs+=(libxml2-dev libpoppler-glib-dev libzip-dev)  # kb document extraction
+pkgs+=(libhiredis-dev)  # govern.backend: redis://
 if [ "${1:-}" = "--e2e" ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev nodejs npm curl)
   pkgs+=(python3.11-doc debian-reference-zh-cn)  # kb chunking benchmark corpora
+  pkgs+=(redis-server)  # tests/e2e/govern_redis.test.mjs
 fi
 
 missing=()

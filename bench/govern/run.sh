@@ -19,7 +19,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
 cmake --build "$BUILD" --target sluicecore -j"$(nproc)" >/dev/null
-LIBS=$(pkg-config --libs libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl)
+LIBS=$(pkg-config --libs libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl hiredis)
 # shellcheck disable=SC2086
 "$CC" -O2 -Wall -Wextra -D_GNU_SOURCE -I"$ROOT/src" -o "$T/govern_bench" "$HERE/govern_bench.c" \
   "$BUILD/libsluicecore.a" $LIBS -lpthread -lm

@@ -151,6 +151,10 @@ struct sl_govern_cfg {
     size_t nbudgets;
     int soft_percent;              /* budget_alert: 1..100; 0 = off */
     int retention_days;            /* retention: raw ledger rows kept; 0 = forever */
+    /* govern: where the counters live: "memory" or "redis://HOST[:PORT][/DB]" */
+    char backend[256];
+    int allow_on_error;            /* govern.on_error: allow (1) or deny (0) */
+    int lease_ms;                  /* govern.lease: an unsettled admission's life in Redis */
 };
 
 /* chunking: one knowledge-base chunking profile (docs/kb.md). Unset fields come from the

@@ -1013,6 +1013,7 @@ static const struct directive top_rows[] = {
      .def = "80%"},
     {.key = "retention", .scalar = sl_config_parse_retention, .off = TOP(govern.retention_days),
      .def = "forever"},
+    {.key = "govern", .map = &sl_config_govern_table, .off = TOP(govern)},
     {.key = "chunking", .list = &sl_config_chunking_list},
 };
 const struct table sl_config_top_table = TABLE("the top level", top_rows);

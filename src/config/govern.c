@@ -1,12 +1,13 @@
 /* The configuration keys of budgets and limits: limits: on a model or group,
- * budgets: per tag, budget_alert: and retention: (read by src/meter/govern.c and the
- * ledger). The walker that applies them is in load.c. */
+ * budgets: per tag, budget_alert:, retention: and govern: (where the counters live;
+ * read by src/meter/govern.c and the ledger). The walker that applies them is in load.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config/loader.h"
 #include "meter/govern.h"
+#include "meter/govern_redis.h"
 
 #define MAX_LIMIT       1000000000000LL /* requests, tokens or slots: more is a typo */
 #define MAX_RETENTION   36500           /* days: a hundred years */
@@ -137,6 +138,59 @@ static void init_budget(void *item, int line)
 {
     ((struct sl_tag_budget *)item)->line = line;
 }
+
+/* "memory" or "redis://HOST[:PORT][/DB]". */
+static int parse_backend(struct loader *ld, const struct scalar *v, void *base,
+                         const struct directive *d)
+{
+    char host[256];
+    int port, db;
+    struct sl_govern_cfg *g = base;
+    if (strcmp(v->s, "memory") != 0 &&
+        (v->len >= sizeof(g->backend) ||
+         sl_gov_redis_parse_url(v->s, host, sizeof(host), &port, &db))) {
+        sl_config_bad(ld, v->line, v->key, "'%.64s' is not memory or redis://HOST[:PORT][/DB] "
+                      "(e.g. redis://127.0.0.1:6379/0; DB 0 to 15)", v->s);
+        return -1;
+    }
+    memcpy(g->backend, v->s, v->len + 1);
+    (void)d;
+    return 0;
+}
+
+static int parse_on_error(struct loader *ld, const struct scalar *v, void *base,
+                          const struct directive *d)
+{
+    struct sl_govern_cfg *g = base;
+    if (strcmp(v->s, "deny") != 0 && strcmp(v->s, "allow") != 0) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not deny or allow", v->s);
+        return -1;
+    }
+    g->allow_on_error = strcmp(v->s, "allow") == 0;
+    (void)d;
+    return 0;
+}
+
+static int parse_lease(struct loader *ld, const struct scalar *v, void *base,
+                       const struct directive *d)
+{
+    struct sl_govern_cfg *g = base;
+    if (sl_config_parse_duration(v->s, &g->lease_ms) || g->lease_ms < 1000) {
+        sl_config_bad(ld, v->line, v->key, "'%.32s' is not a duration of 1s or more (e.g. 10m)",
+                      v->s);
+        return -1;
+    }
+    (void)d;
+    return 0;
+}
+
+static const struct directive govern_rows[] = {
+    {.key = "backend", .scalar = parse_backend, .def = "memory"},
+    {.key = "on_error", .scalar = parse_on_error, .def = "deny"},
+    {.key = "lease", .scalar = parse_lease, .def = "10m"},
+};
+const struct table sl_config_govern_table = TABLE("govern (backend, on_error, lease)",
+                                                  govern_rows);
 
 const struct list sl_config_budgets_list = {
     &budget_table, sizeof(struct sl_tag_budget), SL_MAX_TAG_BUDGETS,

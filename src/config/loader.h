@@ -70,6 +70,9 @@ struct directive {
 
 #define FIELD(type, base, d) ((type *)(void *)((char *)(base) + (d)->off))
 
+/* govern: (backend, on_error, lease), in govern.c. */
+extern const struct table sl_config_govern_table;
+
 /* The whole file, starting at its top level. */
 extern const struct table sl_config_top_table;
 

@@ -1,5 +1,6 @@
 /* The in-memory counter table behind budgets and rate limits (see govern.h): one
- * hash table of scopes, one lock taken once per admission and once per settlement. */
+ * hash table of scopes, one lock taken once per admission and once per settlement.
+ * With a Redis backend (govern_redis.c) admit and settle go there instead. */
 #include "meter/govern.h"
 
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "meter/cost.h"
+#include "meter/govern_redis.h"
 #include "meter/ratelimit.h"
 #include "store/store.h"
 
@@ -46,8 +48,19 @@ struct sl_govern {
     struct seed *seeds;
     size_t nseeds;
     int soft_percent;
-    atomic_uint_fast64_t refused[SL_GOV_CONCURRENCY + 1];
+    atomic_uint_fast64_t refused[SL_GOV_UNAVAILABLE + 1];
+    struct sl_gov_redis *redis;   /* NULL: the counters are in this table */
+    int allow_on_error;
+    atomic_int_fast64_t redis_warned_s; /* the second of the last Redis error logged */
 };
+
+/* Logs a Redis failure at most once a second: an outage fails every request. */
+static void redis_warn(struct sl_govern *g, int64_t now_ms, const char *what, const char *err)
+{
+    int64_t last = atomic_load(&g->redis_warned_s), now_s = now_ms / 1000;
+    if (last != now_s && atomic_compare_exchange_strong(&g->redis_warned_s, &last, now_s))
+        sl_warn("budgets: %s%s", what, err);
+}
 
 static uint64_t hash(const char *s)
 {
@@ -83,8 +96,24 @@ void sl_govern_free(struct sl_govern *g)
         free(e);
     }
     free(g->seeds);
+    sl_gov_redis_free(g->redis);
     pthread_mutex_destroy(&g->lock);
     free(g);
+}
+
+int sl_govern_use_redis(struct sl_govern *g, const char *url, int allow_on_error,
+                        int64_t lease_ms, char *err, size_t errlen)
+{
+    struct sl_gov_redis *r = sl_gov_redis_new(url, lease_ms, err, errlen);
+    if (!r)
+        return -1;
+    sl_gov_redis_free(g->redis);
+    g->redis = r;
+    g->allow_on_error = allow_on_error;
+    if (sl_gov_redis_ping(r, err, errlen))
+        sl_warn("budgets: %s; requests are %s until it answers", err,
+                allow_on_error ? "let through uncounted" : "refused");
+    return 0;
 }
 
 /* ---- loading spend from the ledger --------------------------------------------------- */
@@ -263,6 +292,40 @@ static void headers(struct entry *const *es, const struct sl_gov_scope *scopes, 
     }
 }
 
+/* Admission in Redis: the costs in each budget's currency and this replica's ledger
+ * spend for each window (Redis keeps its own once it has a counter) go with it. */
+static enum sl_gov_reason redis_admit(struct sl_govern *g, const struct sl_gov_scope *scopes,
+                                      size_t n, const struct sl_gov_ask *a,
+                                      struct sl_gov_ticket *t, struct sl_gov_refusal *r)
+{
+    int64_t cost[SL_GOV_MAX_SCOPES], seed[SL_GOV_MAX_SCOPES];
+    char err[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_budget *b = &scopes[i].budget;
+        cost[i] = seed[i] = 0;
+        if (!b->limit_micros)
+            continue;
+        cost[i] = sl_cost_convert(a->cost_micros, a->currency, b->currency, a->usd_per_cny);
+        seed[i] = seeded(g, scopes[i].name, b, sl_budget_window_start(b->window, a->now_ms),
+                         a->usd_per_cny);
+    }
+    enum sl_gov_reason reason = sl_gov_redis_admit(g->redis, scopes, n, a, cost, seed, t, r, err,
+                                                   sizeof(err));
+    if (reason == SL_GOV_UNAVAILABLE) {
+        redis_warn(g, a->now_ms, "", err);
+        memset(r, 0, sizeof(*r));
+        t->n = 0;
+        t->active = 0;
+        if (g->allow_on_error)
+            return SL_GOV_OK; /* let through uncounted: nothing to settle */
+        r->reason = SL_GOV_UNAVAILABLE;
+        snprintf(r->scope, sizeof(r->scope), "%s", n ? scopes[0].name : "");
+    }
+    if (reason != SL_GOV_OK)
+        atomic_fetch_add(&g->refused[reason], 1);
+    return reason;
+}
+
 enum sl_gov_reason sl_govern_admit(struct sl_govern *g, const struct sl_gov_scope *scopes,
                                    size_t n, const struct sl_gov_ask *a,
                                    struct sl_gov_ticket *t, struct sl_gov_refusal *r)
@@ -274,6 +337,8 @@ enum sl_gov_reason sl_govern_admit(struct sl_govern *g, const struct sl_gov_scop
     t->active = 0;
     memset(r, 0, sizeof(*r));
     n = n < SL_GOV_MAX_SCOPES ? n : SL_GOV_MAX_SCOPES;
+    if (g->redis)
+        return redis_admit(g, scopes, n, a, t, r);
     pthread_mutex_lock(&g->lock);
     size_t i = 0;
     for (; i < n && r->reason == SL_GOV_OK; i++) {
@@ -336,12 +401,45 @@ static int spend(struct sl_govern *g, struct entry *e, const struct sl_gov_hold 
     return 1;
 }
 
+/* Settlement in Redis; a replica logs the soft threshold when its own settle crossed it. */
+static void redis_settle(struct sl_govern *g, struct sl_gov_ticket *t, const struct sl_gov_spend *s)
+{
+    int64_t cost[SL_GOV_MAX_SCOPES], after[SL_GOV_MAX_SCOPES];
+    char err[256] = "";
+    int pct = g->soft_percent;
+    for (size_t i = 0; i < t->n; i++)
+        cost[i] = t->h[i].budgeted ? sl_cost_convert(s->cost_micros, s->currency,
+                                                     t->h[i].currency, s->usd_per_cny)
+                                   : 0;
+    t->active = 0;
+    if (sl_gov_redis_settle(g->redis, t, s, cost, after, err, sizeof(err))) {
+        redis_warn(g, s->now_ms, "settle not counted (leases free its holds later): ", err);
+        return;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        const struct sl_gov_hold *h = &t->h[i];
+        __int128 mark = (__int128)h->limit_micros * pct;
+        if (!pct || !h->budgeted || after[i] < 0 || (__int128)after[i] * 100 < mark ||
+            (__int128)(after[i] - cost[i]) * 100 >= mark)
+            continue;
+        char a[32], b[32];
+        sl_cost_format(after[i], a, sizeof(a));
+        sl_cost_format(h->limit_micros, b, sizeof(b));
+        sl_warn("budget: %s: %s of %s %s passed its soft threshold (%d%%)", h->name, a, b,
+                h->currency, pct);
+    }
+}
+
 void sl_govern_settle(struct sl_govern *g, struct sl_gov_ticket *t, const struct sl_gov_spend *s)
 {
     char crossed[SL_GOV_MAX_SCOPES][SL_GOV_NAME + 96];
     int ncrossed = 0;
     if (!t->active)
         return;
+    if (g->redis) {
+        redis_settle(g, t, s);
+        return;
+    }
     int64_t now_s = s->now_ms / 1000;
     pthread_mutex_lock(&g->lock);
     int pct = g->soft_percent;
@@ -377,7 +475,8 @@ static void label(struct sl_buf *b, const char *s)
 
 void sl_govern_metrics(struct sl_govern *g, struct sl_buf *out)
 {
-    static const char *const reasons[] = {"", "budget", "rpm", "tpm", "concurrency"};
+    static const char *const reasons[] = {"", "budget", "rpm", "tpm", "concurrency",
+                                          "unavailable"};
     static const struct { const char *name, *help; } series[] = {
         {"sluice_budget_limit_micros", "Budget of the window, micro-units of its currency."},
         {"sluice_budget_spent_micros", "Spend settled in the budget window."},
@@ -403,7 +502,7 @@ void sl_govern_metrics(struct sl_govern *g, struct sl_buf *out)
     pthread_mutex_unlock(&g->lock);
     sl_buf_puts(out, "# HELP sluice_govern_refused_total Requests refused by a budget or limit.\n"
                      "# TYPE sluice_govern_refused_total counter\n");
-    for (int r = SL_GOV_BUDGET; r <= SL_GOV_CONCURRENCY; r++)
+    for (int r = SL_GOV_BUDGET; r <= SL_GOV_UNAVAILABLE; r++)
         sl_buf_printf(out, "sluice_govern_refused_total{reason=\"%s\"} %llu\n", reasons[r],
                       (unsigned long long)atomic_load(&g->refused[r]));
 }

@@ -1,7 +1,8 @@
 /* Budgets and rate limits that hold across worker threads: one counter table shared
  * by every worker, where a request reserves what it may cost before it is sent and
- * settles on what it really cost when it ends. Memory backend here; the two calls
- * (admit, settle) are what a shared backend (Redis, one script each) implements. */
+ * settles on what it really cost when it ends. The table is in this process's memory
+ * (govern.c), or in a Redis shared by every replica (govern_redis.c: one script per
+ * admit and per settle), chosen by sl_govern_use_redis. */
 #ifndef SL_GOVERN_H
 #define SL_GOVERN_H
 
@@ -69,6 +70,11 @@ struct sl_gov_hold {
     int64_t tokens, token_sec; /* pre-charged tokens and the second they were charged in */
     int counted;          /* holds one of the scope's concurrent slots */
     int budgeted;         /* reserved on the scope's budget */
+    /* Redis backend: the scope and the budget window its keys are named by */
+    char name[SL_GOV_NAME];
+    int64_t limit_micros; /* of the budget, for its soft threshold */
+    enum sl_budget_window window;
+    char currency[4];
 };
 
 /* OpenAI's x-ratelimit-* figures for the tightest request and token limit that applied. */
@@ -82,9 +88,12 @@ struct sl_gov_ticket {
     struct sl_gov_hold h[SL_GOV_MAX_SCOPES];
     struct sl_gov_headers hdr;
     int active;           /* admitted and not settled yet */
+    char id[40];          /* Redis backend: this admission's lease, unique across replicas */
 };
 
-enum sl_gov_reason { SL_GOV_OK, SL_GOV_BUDGET, SL_GOV_RPM, SL_GOV_TPM, SL_GOV_CONCURRENCY };
+/* SL_GOV_UNAVAILABLE: the shared counter store did not answer and on_error is deny. */
+enum sl_gov_reason { SL_GOV_OK, SL_GOV_BUDGET, SL_GOV_RPM, SL_GOV_TPM, SL_GOV_CONCURRENCY,
+                     SL_GOV_UNAVAILABLE };
 
 struct sl_gov_refusal {
     enum sl_gov_reason reason;
@@ -102,6 +111,14 @@ struct sl_govern;
  * one warning per window fires. NULL when out of memory. */
 struct sl_govern *sl_govern_new(int soft_percent);
 void sl_govern_free(struct sl_govern *g); /* NULL is allowed */
+
+/* Moves the counters to the Redis at url ("redis://HOST[:PORT][/DB]"), shared with
+ * every replica using it; allow_on_error lets requests through uncounted when Redis
+ * does not answer (else they are refused with SL_GOV_UNAVAILABLE); lease_ms is how
+ * long an admission's slot and reservation live in Redis if its replica never settles
+ * it. Call before the workers start. Returns 0, or -1 with a message in err. */
+int sl_govern_use_redis(struct sl_govern *g, const char *url, int allow_on_error,
+                        int64_t lease_ms, char *err, size_t errlen);
 
 /* Changes the soft threshold (a config reload); windows already past it stay fired. */
 void sl_govern_set_soft(struct sl_govern *g, int soft_percent);

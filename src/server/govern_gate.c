@@ -144,7 +144,12 @@ static void refuse(struct sl_exchange *x, const struct sl_client_format *cf,
                                        "requests in flight"};
     struct sl_error e;
     char used[32], limit[32];
-    if (r->reason == SL_GOV_BUDGET) {
+    if (r->reason == SL_GOV_UNAVAILABLE) {
+        sl_error_set(&e, 503, "service_unavailable",
+                     "the shared store of budgets and rate limits did not answer; the request "
+                     "was not sent (govern.on_error: deny)");
+        snprintf(e.code, sizeof(e.code), "governor_unavailable");
+    } else if (r->reason == SL_GOV_BUDGET) {
         sl_cost_format(r->used, used, sizeof(used));
         sl_cost_format(r->limit, limit, sizeof(limit));
         sl_error_set(&e, 429, "budget_exceeded",
@@ -222,6 +227,15 @@ int sl_server_govern_start(struct sl_server *srv, const struct sl_config *cfg)
     if (!srv->govern) {
         sl_error("out of memory");
         return -1;
+    }
+    if (cfg->govern.backend[0] && strcmp(cfg->govern.backend, "memory") != 0) {
+        if (sl_govern_use_redis(srv->govern, cfg->govern.backend, cfg->govern.allow_on_error,
+                                cfg->govern.lease_ms, err, sizeof(err))) {
+            sl_error("govern.backend: %s", err);
+            return -1;
+        }
+        sl_info("budgets and rate limits: counted in %s, shared with every replica using it",
+                cfg->govern.backend);
     }
     /* the ledger has just opened (and created) the store: the spend so far is in it */
     int rc = sl_store_open(cfg->store, SL_STORE_MUST_EXIST, &s, err, sizeof(err));

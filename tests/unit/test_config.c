@@ -329,7 +329,7 @@ static void test_every_kind_of_error(void **state)
     assert_has(errors, "t.yaml:7: sim: 'maybe' is not one of auto, true, false");
     assert_has(errors, "t.yaml:8: unknown key 'colour' (known keys: server, store, upstream, "
                        "sim, providers, models, groups, pricing, master_key, cache, budgets, "
-                       "budget_alert, retention, chunking)");
+                       "budget_alert, retention, govern, chunking)");
     assert_has(errors, "t.yaml:9: upstream: expected a mapping of keys, not a single value");
     assert_has(errors, "t.yaml:11: providers[0].name: 'a b' is not a valid name");
     assert_has(errors, "t.yaml:12: providers[0].kind: 'cohere' is not one of openai, anthropic");
@@ -622,10 +622,49 @@ static void test_budgets_and_limits(void **state)
     free(errors);
 }
 
+/* govern: where the counters of budgets and limits live. */
+static void test_govern_backend(void **state)
+{
+    (void)state;
+    struct sl_config *cfg = parse_ok("sim: true\n");
+    assert_string_equal(cfg->govern.backend, "memory");
+    assert_int_equal(cfg->govern.allow_on_error, 0);
+    assert_int_equal(cfg->govern.lease_ms, 600000);
+    sl_config_free(cfg);
+    cfg = parse_ok("sim: true\n"
+                   "govern: {backend: redis://10.0.0.5:6380/2, on_error: allow, lease: 90s}\n");
+    assert_string_equal(cfg->govern.backend, "redis://10.0.0.5:6380/2");
+    assert_int_equal(cfg->govern.allow_on_error, 1);
+    assert_int_equal(cfg->govern.lease_ms, 90000);
+    sl_config_free(cfg);
+    cfg = parse_ok("sim: true\ngovern: {backend: redis://cache.internal}\n");
+    assert_string_equal(cfg->govern.backend, "redis://cache.internal");
+    sl_config_free(cfg);
+    char *errors = parse_fail("sim: true\n"                               /* 1 */
+                              "govern:\n"                                 /* 2 */
+                              "  backend: redis://h:99999/0\n"            /* 3 */
+                              "  on_error: maybe\n"                       /* 4 */
+                              "  lease: 10ms\n"                           /* 5 */
+                              "  colour: red\n");                         /* 6 */
+    assert_has(errors, "t.yaml:3: govern.backend: 'redis://h:99999/0' is not memory or "
+                       "redis://HOST[:PORT][/DB]");
+    assert_has(errors, "t.yaml:4: govern.on_error: 'maybe' is not deny or allow");
+    assert_has(errors, "t.yaml:5: govern.lease: '10ms' is not a duration of 1s or more");
+    assert_has(errors, "t.yaml:6: govern: unknown key 'colour' (known keys: backend, on_error, lease)");
+    free(errors);
+    errors = parse_fail("sim: true\ngovern: {backend: redis://h/16}\n");
+    assert_has(errors, "t.yaml:2: govern.backend: 'redis://h/16' is not memory");
+    free(errors);
+    errors = parse_fail("sim: true\ngovern: {backend: 'redis://user@h'}\n");
+    assert_has(errors, "t.yaml:2: govern.backend:");
+    free(errors);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_govern_backend),
         cmocka_unit_test(test_full_config_typed),
         cmocka_unit_test(test_env_substitution),
         cmocka_unit_test(test_disabled_provider),

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "meter/govern.h"
+#include "meter/govern_redis.h"
 #include "meter/ledger.h"
 #include "meter/ratelimit.h"
 #include "store/store.h"
@@ -352,6 +353,53 @@ static void test_report_since_is_exact(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The Redis backend's address: redis://HOST[:PORT][/DB], nothing else. */
+static void test_redis_url(void **state)
+{
+    (void)state;
+    char host[64];
+    int port, db;
+    assert_int_equal(sl_gov_redis_parse_url("redis://127.0.0.1:6380/3", host, sizeof(host), &port,
+                                            &db), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 6380);
+    assert_int_equal(db, 3);
+    assert_int_equal(sl_gov_redis_parse_url("redis://cache.internal", host, sizeof(host), &port,
+                                            &db), 0);
+    assert_string_equal(host, "cache.internal");
+    assert_int_equal(port, 6379);
+    assert_int_equal(db, 0);
+    assert_int_equal(sl_gov_redis_parse_url("redis://h/", host, sizeof(host), &port, &db), 0);
+    static const char *const bad[] = {"http://h", "redis://", "redis://:6379", "redis://h:0",
+                                      "redis://h:65536", "redis://h:x", "redis://h/16",
+                                      "redis://h/1x", "redis://u@h", "redis://h:6379/0/1",
+                                      "redis://a b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (sl_gov_redis_parse_url(bad[i], host, sizeof(host), &port, &db) != -1)
+            fail_msg("accepted %s", bad[i]);
+    /* an unreachable Redis is not an error at start: it is answered per request */
+    struct sl_govern *g = sl_govern_new(80);
+    char err[256];
+    assert_int_equal(sl_govern_use_redis(g, "redis://127.0.0.1:1/0", 0, 60000, err, sizeof(err)),
+                     0);
+    struct sl_gov_scope sc = {.name = "model:m", .rpm = 5};
+    struct sl_gov_ask ask = {.now_ms = 1700000000000LL, .tokens = 10, .currency = "USD"};
+    struct sl_gov_ticket t;
+    struct sl_gov_refusal r;
+    assert_int_equal(sl_govern_admit(g, &sc, 1, &ask, &t, &r), SL_GOV_UNAVAILABLE);
+    assert_int_equal(t.active, 0);
+    sl_govern_free(g);
+    g = sl_govern_new(80); /* on_error: allow */
+    assert_int_equal(sl_govern_use_redis(g, "redis://127.0.0.1:1/0", 1, 60000, err, sizeof(err)),
+                     0);
+    assert_int_equal(sl_govern_admit(g, &sc, 1, &ask, &t, &r), SL_GOV_OK);
+    assert_int_equal(t.active, 0); /* let through uncounted: nothing to settle */
+    sl_govern_free(g);
+    g = sl_govern_new(0);
+    assert_int_equal(sl_govern_use_redis(g, "redis://", 0, 0, err, sizeof(err)), -1);
+    sl_govern_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_rpm_tpm_concurrency),
         cmocka_unit_test(test_load_from_ledger),
         cmocka_unit_test(test_report_since_is_exact),
+        cmocka_unit_test(test_redis_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
