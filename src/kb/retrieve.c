@@ -63,53 +63,24 @@ static int recall_vectors(sqlite3 *db, struct sl_kb_client *c, const struct sl_k
     return rc;
 }
 
-/* Terms in more than this share of the chunks (of every knowledge base in the store), and
- * in more than COMMON_MIN chunks, are left out of the BM25 query when rarer ones exist:
- * they rank almost nothing and make FTS5 score a large part of the rows ("the", "是").
- * A question of common terms only keeps its COMMON_KEEP rarest. */
-#define COMMON_SHARE 0.05
-#define COMMON_MIN 20
-#define COMMON_KEEP 3
-
 int sl_kb_bm25(sqlite3 *db, const struct sl_kb *kb, const char *q, int k, int64_t *ids,
                double *scores, char *err, size_t errlen)
 {
-    struct sl_buf all = SL_BUF_INIT(strlen(q) * 4 + 64), match = SL_BUF_INIT(64 * 1024);
+    struct sl_buf all = SL_BUF_INIT(strlen(q) * 4 + 64);
     size_t off[MAX_QUERY_TERMS], lens[MAX_QUERY_TERMS];
     const char *terms[MAX_QUERY_TERMS];
-    int64_t docs[MAX_QUERY_TERMS], total = 0;
-    int nt = sl_kb_distinct_terms(q, strlen(q), MAX_QUERY_TERMS, &all, off, lens), got = 0, kept = 0;
+    int nt = sl_kb_distinct_terms(q, strlen(q), MAX_QUERY_TERMS, &all, off, lens), got = 0;
     for (int i = 0; i < nt; i++)
         terms[i] = all.ptr + off[i];
-    if (nt > 0 && sl_kbs_term_docs(db, kb->id, terms, lens, nt, docs, &total, err, errlen))
+    struct sl_kb_lex *lx = nt > 0 ? sl_kb_lex_get(db, kb->id, kb->rev, kb->created_ms, err, errlen) : NULL;
+    if (nt < 0)
+        snprintf(err, errlen, "the question's terms are too large");
+    if (nt < 0 || (nt > 0 && !lx))
         got = -1;
-    double common = COMMON_SHARE * (double)total > COMMON_MIN ? COMMON_SHARE * (double)total : COMMON_MIN;
-    int rare = 0;
-    for (int i = 0; i < nt && got == 0; i++)
-        rare += docs[i] > 0 && (double)docs[i] <= common;
-    int64_t keep_below = INT64_MAX; /* no rare term: the COMMON_KEEP rarest */
-    if (!rare && nt > COMMON_KEEP) {
-        int64_t sorted[MAX_QUERY_TERMS];
-        memcpy(sorted, docs, (size_t)nt * sizeof(int64_t));
-        for (int i = 1; i < nt; i++) /* insertion sort: a handful of terms */
-            for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-                int64_t t = sorted[j];
-                sorted[j] = sorted[j - 1];
-                sorted[j - 1] = t;
-            }
-        keep_below = sorted[COMMON_KEEP - 1];
-    }
-    for (int i = 0; i < nt && got == 0; i++) {
-        if (docs[i] == 0 || (rare && (double)docs[i] > common) || (!rare && docs[i] > keep_below))
-            continue;
-        if ((kept++ && sl_buf_puts(&match, " OR ")) || sl_buf_puts(&match, "\"") ||
-            sl_buf_append(&match, terms[i], lens[i]) || sl_buf_puts(&match, "\""))
-            got = -1;
-    }
-    if (got == 0 && kept > 0)
-        got = sl_kbs_fts(db, kb->id, match.ptr, k, ids, scores, err, errlen);
+    else if (lx)
+        got = (int)sl_bm25_search(sl_kb_lex_index(lx), terms, lens, nt, (size_t)k, ids, scores);
+    sl_kb_lex_release(lx);
     sl_buf_release(&all);
-    sl_buf_release(&match);
     return got;
 }
 
@@ -227,9 +198,8 @@ static int stage1(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb, c
     r->candidates = rc ? NULL : sl_arena_alloc(arena, (nv + nb + 1) * sizeof(struct sl_kb_hit));
     if (!rc && r->candidates)
         r->ncandidates = sl_kb_rrf(ids, scores, nv, ids + k, scores + k, nb, r->candidates, k);
-    for (size_t i = 0; !rc && i < r->ncandidates; i++)
-        if (sl_kbs_chunk_fill(db, &r->candidates[i], arena, err, errlen) < 0)
-            rc = -1;
+    if (!rc && sl_kbs_chunk_fill_many(db, r->candidates, r->ncandidates, arena, err, errlen))
+        rc = -1;
     free(ids);
     free(scores);
     return rc;

@@ -15,8 +15,7 @@
 #include "kb/vec.h"
 #include "store/store.h"
 
-/* The FTS5 term of a knowledge base's chunks: a word no text yields (digits after "q"). */
-#define KB_TERM "sluicekbq%lld"
+#define KB_TERM SL_KB_TERM
 
 static int fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {

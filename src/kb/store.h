@@ -14,6 +14,9 @@ typedef struct sqlite3 sqlite3;
 
 #define SL_KB_NOT_FOUND 1 /* returned by the lookups for a missing row */
 
+/* The FTS5 term every chunk of a knowledge base holds: a word no text yields. */
+#define SL_KB_TERM "sluicekbq%lld"
+
 /* Opens the store named by url (sqlite://PATH), migrating it first. */
 int sl_kbs_open(const char *url, sqlite3 **db, char *err, size_t errlen);
 void sl_kbs_close(sqlite3 *db);
@@ -87,6 +90,16 @@ int sl_kbs_load_index(sqlite3 *db, int64_t kb, const char *model, int dim,
  * (lower is better), best first. Returns the count or -1. */
 int sl_kbs_fts(sqlite3 *db, int64_t kb, const char *match, int limit, int64_t *ids,
                double *scores, char *err, size_t errlen);
+
+/* Feeds every chunk of kb with its FTS5 terms (as stored) to b (kb/bm25.h). */
+struct sl_bm25_builder;
+int sl_kbs_load_terms(sqlite3 *db, int64_t kb, struct sl_bm25_builder *b, char *err,
+                      size_t errlen);
+
+/* Fills the document, heading, text and offsets of n hits by their chunk_id in one
+ * query (strings in arena). A hit whose chunk is gone keeps doc NULL. */
+int sl_kbs_chunk_fill_many(sqlite3 *db, struct sl_kb_hit *h, size_t n, struct sl_arena *arena,
+                           char *err, size_t errlen);
 
 /* How many chunks (of every knowledge base) hold each of n terms, into docs[i]; and the
  * chunks of kb into *total. Returns 0 or -1. */
