@@ -28,22 +28,29 @@ void sl_kb_search_defaults(const struct sl_kb *kb, struct sl_kb_search_opts *o)
     o->rerank = kb->rerank != SL_KB_RERANK_NONE;
 }
 
-/* Stage 1's vector list: ids and cosines at or above the threshold. */
-static int recall_vectors(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb,
-                          const char *q, const struct sl_kb_search_opts *o, int64_t *ids,
-                          double *scores, size_t *n, char *err, size_t errlen)
+/* The question's vector under the knowledge base's embed_model, unit length (malloc'd). */
+static float *embed_question(struct sl_kb_client *c, const struct sl_kb *kb, const char *q,
+                             int *dim, char *err, size_t errlen)
 {
     float *qv = NULL;
-    int dim = kb->dim;
     size_t len = strlen(q);
-    *n = 0;
-    if (!kb->dim)
-        return 0; /* nothing indexed yet */
-    if (sl_kbc_embed(c, kb->embed_model, "recall", &q, &len, 1, 1, &qv, &dim)) {
+    *dim = kb->dim;
+    if (sl_kbc_embed(c, kb->embed_model, "recall", &q, &len, 1, 1, &qv, dim)) {
         snprintf(err, errlen, "stage 1 query embedding: %s", c->err);
-        return -1;
+        return NULL;
     }
-    sl_vec_normalise(qv, dim);
+    sl_vec_normalise(qv, *dim);
+    return qv;
+}
+
+/* Stage 1's vector list: ids and cosines at or above the threshold. */
+static int recall_vectors(sqlite3 *db, const struct sl_kb *kb, const float *qv, int dim,
+                          const struct sl_kb_search_opts *o, int64_t *ids, double *scores,
+                          size_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    if (!kb->dim || !qv)
+        return 0; /* nothing indexed yet */
     struct sl_kb_index *ix = sl_kb_index_get(db, kb->id, kb->embed_model, dim, kb->rev, err, errlen);
     struct sl_vec_hit *hits = ix ? malloc((size_t)o->recall_k * sizeof(*hits)) : NULL;
     int rc = ix && hits ? 0 : -1;
@@ -58,7 +65,6 @@ static int recall_vectors(sqlite3 *db, struct sl_kb_client *c, const struct sl_k
         snprintf(err, errlen, "out of memory");
     }
     free(hits);
-    free(qv);
     sl_kb_index_release(ix);
     return rc;
 }
@@ -183,16 +189,16 @@ static double ms_since(int64_t t0)
     return (double)(sl_now_us() - t0) / 1000.0;
 }
 
-static int stage1(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb, const char *q,
-                  const struct sl_kb_search_opts *o, struct sl_arena *arena,
-                  struct sl_kb_results *r, char *err, size_t errlen)
+int sl_kb_stage1(sqlite3 *db, const struct sl_kb *kb, const char *q, const float *qv, int dim,
+                 const struct sl_kb_search_opts *o, struct sl_arena *arena,
+                 struct sl_kb_results *r, char *err, size_t errlen)
 {
     size_t k = (size_t)o->recall_k, nv = 0, nb = 0;
     int64_t *ids = malloc(2 * k * sizeof(int64_t));
     double *scores = malloc(2 * k * sizeof(double));
     int rc = ids && scores ? 0 : -1;
     if (!rc && o->vectors)
-        rc = recall_vectors(db, c, kb, q, o, ids, scores, &nv, err, errlen);
+        rc = recall_vectors(db, kb, qv, dim, o, ids, scores, &nv, err, errlen);
     if (!rc && o->bm25)
         rc = recall_bm25(db, kb, q, o, ids + k, scores + k, &nb, err, errlen);
     r->candidates = rc ? NULL : sl_arena_alloc(arena, (nv + nb + 1) * sizeof(struct sl_kb_hit));
@@ -202,6 +208,19 @@ static int stage1(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb, c
         rc = -1;
     free(ids);
     free(scores);
+    return rc;
+}
+
+static int stage1(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb, const char *q,
+                  const struct sl_kb_search_opts *o, struct sl_arena *arena,
+                  struct sl_kb_results *r, char *err, size_t errlen)
+{
+    int dim = kb->dim;
+    float *qv = NULL;
+    if (o->vectors && kb->dim && !(qv = embed_question(c, kb, q, &dim, err, errlen)))
+        return -1;
+    int rc = sl_kb_stage1(db, kb, q, qv, dim, o, arena, r, err, errlen);
+    free(qv);
     return rc;
 }
 
