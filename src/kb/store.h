@@ -101,6 +101,10 @@ int sl_kbs_load_terms(sqlite3 *db, int64_t kb, struct sl_bm25_builder *b, char *
 int sl_kbs_chunk_fill_many(sqlite3 *db, struct sl_kb_hit *h, size_t n, struct sl_arena *arena,
                            char *err, size_t errlen);
 
+/* The chunk count of kb and the sum of their estimated tokens. */
+int sl_kbs_chunk_tokens(sqlite3 *db, int64_t kb, int64_t *chunks, int64_t *tokens, char *err,
+                        size_t errlen);
+
 /* How many chunks (of every knowledge base) hold each of n terms, into docs[i]; and the
  * chunks of kb into *total. Returns 0 or -1. */
 int sl_kbs_term_docs(sqlite3 *db, int64_t kb, const char *const *terms, const size_t *lens,

@@ -1,5 +1,5 @@
 /* The store's reads for a search: every chunk's FTS5 terms for the in-memory BM25 index,
- * and the candidates' texts read back in one query. */
+ * the candidates' texts read back in one query, a knowledge base's token total. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,4 +95,19 @@ int sl_kbs_chunk_fill_many(sqlite3 *db, struct sl_kb_hit *h, size_t n, struct sl
     if (!result && rc != SQLITE_DONE && rc != SQLITE_ROW)
         result = fail(db, "read chunks", err, errlen);
     return result;
+}
+
+int sl_kbs_chunk_tokens(sqlite3 *db, int64_t kb, int64_t *chunks, int64_t *tokens, char *err,
+                        size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(sum(tokens), 0) FROM kb_chunk WHERE kb = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return fail(db, "chunk tokens", err, errlen);
+    sqlite3_bind_int64(st, 1, kb);
+    int rc = sqlite3_step(st);
+    *chunks = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    *tokens = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : fail(db, "chunk tokens", err, errlen);
 }
