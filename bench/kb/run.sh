@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Knowledge-base benchmarks.
 #  1. kb_bench: stage 1 without its embedding call at N chunks x DIM dimensions on one
-#     core (taskset), store insert and load rates, memory per chunk.
+#     core (taskset), over chunks of real text (the Python docs and the Debian Reference in
+#     Chinese, extracted by `sluice kb chunk --format extracted`); store insert and load
+#     rates, memory per chunk.
 #  2. ingest: `sluice kb add` of a Debian documentation corpus through a running sluice in
 #     front of `sluice sim` (extraction, chunking, embeddings over HTTP, SQLite writes).
 # Builds the core library in BUILD (default build/, Release) and links the bench with -O2.
-# Knobs (environment): BUILD=build CC=cc N=100000 DIM=1024 QUERIES=300 CORPUS=dir SKIP_INGEST=1
+# Knobs (environment): BUILD=build CC=cc N=100000 DIM=1024 QUERIES=300 FTS_QUERIES=100
+#   EN_DOCS=dir ZH_DOCS=dir CORPUS=dir (ingest) SKIP_INGEST=1
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +28,13 @@ LIBS=$(pkg-config --libs libevent libevent_pthreads libcurl libcjson libfyaml sq
 "$CC" -O2 -Wall -Wextra -D_GNU_SOURCE -I"$ROOT/src" -o "$T/kb_bench" "$HERE/kb_bench.c" \
   "$BUILD/libsluicecore.a" $LIBS -lpthread -lm
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-DB="$T/bench.db" taskset -c 0 "$T/kb_bench"
+# The chunks' text: the Python docs (English) and the Debian Reference (Chinese), extracted.
+EN_DOCS=${EN_DOCS:-/usr/share/doc/python3.11/html}
+ZH_DOCS=${ZH_DOCS:-/usr/share/debian-reference}
+find "$EN_DOCS" -name '*.html' | sort | while read -r f; do "$BUILD/sluice" kb chunk "$f" --format extracted; done >"$T/en.txt"
+find "$ZH_DOCS" -name '*.zh-cn.html' | sort | while read -r f; do "$BUILD/sluice" kb chunk "$f" --format extracted; done >"$T/zh.txt"
+echo "corpora: $(wc -c <"$T/en.txt") bytes of English from $EN_DOCS, $(wc -c <"$T/zh.txt") of Chinese from $ZH_DOCS"
+CORPUS_EN="$T/en.txt" CORPUS_ZH="$T/zh.txt" DB="$T/bench.db" taskset -c 0 "$T/kb_bench"
 
 [ -n "${SKIP_INGEST:-}" ] && exit 0
 CORPUS=${CORPUS:-/usr/share/doc/python3.11/html/library}

@@ -18,12 +18,13 @@
 static void help(FILE *out)
 {
     fprintf(out,
-            "usage: sluice kb eval NAME --questions FILE.jsonl [--format table|json]\n"
+            "usage: sluice kb eval NAME --questions FILE.jsonl [--format table|json] [--per-query]\n"
             "                      [--url URL | --config FILE]\n\n"
             "Each line of FILE: {\"question\", \"document\", \"start\", \"end\"} (character offsets\n"
             "of the gold passage). Reports recall@5, recall@50, MRR@5, nDCG@5, latency and the\n"
             "stages' tokens and cost per query, for the full pipeline, stage 1 alone and\n"
-            "without BM25.\n\n%s",
+            "without BM25; and what the two-stage pipeline costs against the strong (stage 2)\n"
+            "model alone, per question (--per-query in the table; always in json) and in total.\n\n%s",
             kb_cli_common_help);
 }
 
@@ -43,13 +44,136 @@ struct variant {
     int priced;
 };
 
+/* One question's costs, two stages against the strong model alone (the search reply's
+ * "compare", micro-units; -1 unpriced). */
+struct compare {
+    int64_t two_query, strong_query;
+};
+
 struct eval {
     const char *kb;
     struct question *qs;
     size_t n;
     struct variant v[3];
-    int json;
+    int json, per_query;
+    struct compare *cmp;  /* per question, from the two-stage run */
+    int have_cmp;         /* the knowledge base has a stage 2 */
+    int64_t two_ingest, strong_ingest, chunks, chunk_tokens;
+    char mode[8], strong_model[SL_MAX_NAME], currency[8];
 };
+
+/* A cost string of the reply ("0.000123") as micro-units, -1 for null. */
+static int64_t micros(const cJSON *o, const char *key)
+{
+    const char *s = sl_json_str(o, key, NULL);
+    return s ? (int64_t)llround(atof(s) * 1e6) : -1;
+}
+
+static void read_compare(struct eval *e, size_t i, const cJSON *reply)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(reply, "compare");
+    if (!c)
+        return;
+    const cJSON *two = cJSON_GetObjectItemCaseSensitive(c, "two_stage"),
+                *strong = cJSON_GetObjectItemCaseSensitive(c, "strong_only");
+    e->have_cmp = 1;
+    e->cmp[i] = (struct compare){micros(two, "query"), micros(strong, "query")};
+    e->two_ingest = micros(two, "ingest");
+    e->strong_ingest = micros(strong, "ingest");
+    e->chunks = sl_json_int(c, "chunks", 0);
+    e->chunk_tokens = sl_json_int(c, "chunk_tokens", 0);
+    snprintf(e->mode, sizeof(e->mode), "%s", sl_json_str(c, "mode", ""));
+    snprintf(e->strong_model, sizeof(e->strong_model), "%s", sl_json_str(c, "strong_model", ""));
+    snprintf(e->currency, sizeof(e->currency), "%s", sl_json_str(c, "currency", ""));
+}
+
+static void money(char *out, size_t cap, int64_t m)
+{
+    if (m < 0)
+        snprintf(out, cap, "unpriced");
+    else
+        snprintf(out, cap, "%lld.%06lld", (long long)(m / 1000000), (long long)(m % 1000000));
+}
+
+static void money_json(char *out, size_t cap, int64_t m)
+{
+    if (m < 0)
+        snprintf(out, cap, "null");
+    else
+        money(out, cap, m);
+}
+
+static int64_t add(int64_t a, int64_t b)
+{
+    return a < 0 || b < 0 ? -1 : a + b;
+}
+
+/* The saving of the two stages over the question set: per question and in total. */
+static void report_compare(struct eval *e)
+{
+    int64_t two = 0, strong = 0;
+    char a[32], b[32], c[32], d[32];
+    for (size_t i = 0; i < e->n; i++) {
+        two = add(two, e->cmp[i].two_query);
+        strong = add(strong, e->cmp[i].strong_query);
+    }
+    int64_t two_total = add(two, e->two_ingest), strong_total = add(strong, e->strong_ingest);
+    int64_t saved = two_total < 0 || strong_total < 0 ? -1 : strong_total - two_total;
+    if (e->json) {
+        money_json(a, sizeof(a), e->two_ingest);
+        money_json(b, sizeof(b), e->strong_ingest);
+        printf(",\"compare\":{\"mode\":\"%s\",\"strong_model\":\"%s\",\"currency\":\"%s\",\"chunks\":%lld,"
+               "\"chunk_tokens\":%lld,\"two_stage_ingest\":%s,\"strong_only_ingest\":%s,",
+               e->mode, e->strong_model, e->currency, (long long)e->chunks, (long long)e->chunk_tokens, a, b);
+        money_json(a, sizeof(a), two);
+        money_json(b, sizeof(b), strong);
+        money_json(c, sizeof(c), two_total);
+        money_json(d, sizeof(d), strong_total);
+        printf("\"two_stage_queries\":%s,\"strong_only_queries\":%s,\"two_stage_total\":%s,"
+               "\"strong_only_total\":%s,",
+               a, b, c, d);
+        money_json(a, sizeof(a), saved);
+        printf("\"saved\":%s,\"per_query\":[", a);
+        for (size_t i = 0; i < e->n; i++) {
+            money_json(a, sizeof(a), e->cmp[i].two_query);
+            money_json(b, sizeof(b), e->cmp[i].strong_query);
+            printf("%s{\"two_stage\":%s,\"strong_only\":%s}", i ? "," : "", a, b);
+        }
+        printf("]}");
+        return;
+    }
+    printf("\ntwo stages against %s alone (%s; %lld chunks, %lld tokens), %s:\n", e->strong_model,
+           strcmp(e->mode, "embed") == 0 ? "it embeds every chunk and each question"
+                                         : "it reranks every chunk for each question",
+           (long long)e->chunks, (long long)e->chunk_tokens, e->currency);
+    printf("%-22s %16s %16s\n", "", "TWO-STAGE", "STRONG ALONE");
+    money(a, sizeof(a), e->two_ingest);
+    money(b, sizeof(b), e->strong_ingest);
+    printf("%-22s %16s %16s\n", "ingest (once)", a, b);
+    for (size_t i = 0; e->per_query && i < e->n; i++) {
+        char label[32];
+        snprintf(label, sizeof(label), "question %zu", i + 1);
+        money(a, sizeof(a), e->cmp[i].two_query);
+        money(b, sizeof(b), e->cmp[i].strong_query);
+        printf("%-22s %16s %16s\n", label, a, b);
+    }
+    money(a, sizeof(a), two < 0 ? -1 : two / (int64_t)e->n);
+    money(b, sizeof(b), strong < 0 ? -1 : strong / (int64_t)e->n);
+    printf("%-22s %16s %16s\n", "per question (mean)", a, b);
+    char label[48];
+    snprintf(label, sizeof(label), "%zu questions", e->n);
+    money(a, sizeof(a), two);
+    money(b, sizeof(b), strong);
+    printf("%-22s %16s %16s\n", label, a, b);
+    money(a, sizeof(a), two_total);
+    money(b, sizeof(b), strong_total);
+    printf("%-22s %16s %16s\n", "ingest + questions", a, b);
+    money(a, sizeof(a), saved);
+    if (saved >= 0 && strong_total > 0)
+        printf("saved: %s (%.1f%%)\n", a, 100.0 * (double)saved / (double)strong_total);
+    else
+        printf("saved: %s\n", a);
+}
 
 static int relevant(const cJSON *h, const struct question *q)
 {
@@ -120,6 +244,8 @@ static int run_variant(struct sl_kb_client *c, struct eval *e, struct variant *v
         cJSON_AddBoolToObject(body, "rerank", v->rerank);
         cJSON_AddBoolToObject(body, "bm25", v->bm25);
         cJSON_AddTrueToObject(body, "candidates");
+        if (v == &e->v[0])
+            cJSON_AddTrueToObject(body, "compare");
         char *printed = cJSON_PrintUnformatted(body);
         cJSON_Delete(body);
         int64_t t0 = sl_now_us();
@@ -129,6 +255,8 @@ static int run_variant(struct sl_kb_client *c, struct eval *e, struct variant *v
         if (!reply)
             return 1;
         score(v, reply, &e->qs[i]);
+        if (v == &e->v[0])
+            read_compare(e, i, reply);
         cJSON_Delete(reply);
     }
     return 0;
@@ -173,7 +301,11 @@ static void report(struct eval *e)
         }
     }
     if (e->json)
-        printf("]}\n");
+        printf("]");
+    if (e->have_cmp)
+        report_compare(e);
+    if (e->json)
+        printf("}\n");
 }
 
 static int eval(struct sl_kb_client *c, void *arg)
@@ -246,6 +378,8 @@ int cmd_kb_eval(int argc, char **argv)
             continue;
         if (strcmp(argv[i], "--questions") == 0 && i + 1 < argc)
             file = argv[++i];
+        else if (strcmp(argv[i], "--per-query") == 0)
+            e.per_query = 1;
         else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
             e.json = strcmp(argv[++i], "json") == 0;
         else if (argv[i][0] != '-' && !e.kb)
@@ -262,6 +396,8 @@ int cmd_kb_eval(int argc, char **argv)
     for (int i = 0; i < 3 && !rc; i++)
         e.v[i].lat_ms = calloc(e.n, sizeof(double));
     if (!rc)
+        e.cmp = calloc(e.n, sizeof(*e.cmp));
+    if (!rc)
         rc = kb_cli_run(&o, eval, &e);
     for (size_t i = 0; i < e.n; i++) {
         free(e.qs[i].q);
@@ -270,5 +406,6 @@ int cmd_kb_eval(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         free(e.v[i].lat_ms);
     free(e.qs);
+    free(e.cmp);
     return rc;
 }

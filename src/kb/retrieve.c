@@ -28,22 +28,29 @@ void sl_kb_search_defaults(const struct sl_kb *kb, struct sl_kb_search_opts *o)
     o->rerank = kb->rerank != SL_KB_RERANK_NONE;
 }
 
-/* Stage 1's vector list: ids and cosines at or above the threshold. */
-static int recall_vectors(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb,
-                          const char *q, const struct sl_kb_search_opts *o, int64_t *ids,
-                          double *scores, size_t *n, char *err, size_t errlen)
+/* The question's vector under the knowledge base's embed_model, unit length (malloc'd). */
+static float *embed_question(struct sl_kb_client *c, const struct sl_kb *kb, const char *q,
+                             int *dim, char *err, size_t errlen)
 {
     float *qv = NULL;
-    int dim = kb->dim;
     size_t len = strlen(q);
-    *n = 0;
-    if (!kb->dim)
-        return 0; /* nothing indexed yet */
-    if (sl_kbc_embed(c, kb->embed_model, "recall", &q, &len, 1, 1, &qv, &dim)) {
+    *dim = kb->dim;
+    if (sl_kbc_embed(c, kb->embed_model, "recall", &q, &len, 1, 1, &qv, dim)) {
         snprintf(err, errlen, "stage 1 query embedding: %s", c->err);
-        return -1;
+        return NULL;
     }
-    sl_vec_normalise(qv, dim);
+    sl_vec_normalise(qv, *dim);
+    return qv;
+}
+
+/* Stage 1's vector list: ids and cosines at or above the threshold. */
+static int recall_vectors(sqlite3 *db, const struct sl_kb *kb, const float *qv, int dim,
+                          const struct sl_kb_search_opts *o, int64_t *ids, double *scores,
+                          size_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    if (!kb->dim || !qv)
+        return 0; /* nothing indexed yet */
     struct sl_kb_index *ix = sl_kb_index_get(db, kb->id, kb->embed_model, dim, kb->rev, err, errlen);
     struct sl_vec_hit *hits = ix ? malloc((size_t)o->recall_k * sizeof(*hits)) : NULL;
     int rc = ix && hits ? 0 : -1;
@@ -58,58 +65,28 @@ static int recall_vectors(sqlite3 *db, struct sl_kb_client *c, const struct sl_k
         snprintf(err, errlen, "out of memory");
     }
     free(hits);
-    free(qv);
     sl_kb_index_release(ix);
     return rc;
 }
 
-/* Terms in more than this share of the chunks (of every knowledge base in the store), and
- * in more than COMMON_MIN chunks, are left out of the BM25 query when rarer ones exist:
- * they rank almost nothing and make FTS5 score a large part of the rows ("the", "是").
- * A question of common terms only keeps its COMMON_KEEP rarest. */
-#define COMMON_SHARE 0.05
-#define COMMON_MIN 20
-#define COMMON_KEEP 3
-
 int sl_kb_bm25(sqlite3 *db, const struct sl_kb *kb, const char *q, int k, int64_t *ids,
                double *scores, char *err, size_t errlen)
 {
-    struct sl_buf all = SL_BUF_INIT(strlen(q) * 4 + 64), match = SL_BUF_INIT(64 * 1024);
+    struct sl_buf all = SL_BUF_INIT(strlen(q) * 4 + 64);
     size_t off[MAX_QUERY_TERMS], lens[MAX_QUERY_TERMS];
     const char *terms[MAX_QUERY_TERMS];
-    int64_t docs[MAX_QUERY_TERMS], total = 0;
-    int nt = sl_kb_distinct_terms(q, strlen(q), MAX_QUERY_TERMS, &all, off, lens), got = 0, kept = 0;
+    int nt = sl_kb_distinct_terms(q, strlen(q), MAX_QUERY_TERMS, &all, off, lens), got = 0;
     for (int i = 0; i < nt; i++)
         terms[i] = all.ptr + off[i];
-    if (nt > 0 && sl_kbs_term_docs(db, kb->id, terms, lens, nt, docs, &total, err, errlen))
+    struct sl_kb_lex *lx = nt > 0 ? sl_kb_lex_get(db, kb->id, kb->rev, kb->created_ms, err, errlen) : NULL;
+    if (nt < 0)
+        snprintf(err, errlen, "the question's terms are too large");
+    if (nt < 0 || (nt > 0 && !lx))
         got = -1;
-    double common = COMMON_SHARE * (double)total > COMMON_MIN ? COMMON_SHARE * (double)total : COMMON_MIN;
-    int rare = 0;
-    for (int i = 0; i < nt && got == 0; i++)
-        rare += docs[i] > 0 && (double)docs[i] <= common;
-    int64_t keep_below = INT64_MAX; /* no rare term: the COMMON_KEEP rarest */
-    if (!rare && nt > COMMON_KEEP) {
-        int64_t sorted[MAX_QUERY_TERMS];
-        memcpy(sorted, docs, (size_t)nt * sizeof(int64_t));
-        for (int i = 1; i < nt; i++) /* insertion sort: a handful of terms */
-            for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-                int64_t t = sorted[j];
-                sorted[j] = sorted[j - 1];
-                sorted[j - 1] = t;
-            }
-        keep_below = sorted[COMMON_KEEP - 1];
-    }
-    for (int i = 0; i < nt && got == 0; i++) {
-        if (docs[i] == 0 || (rare && (double)docs[i] > common) || (!rare && docs[i] > keep_below))
-            continue;
-        if ((kept++ && sl_buf_puts(&match, " OR ")) || sl_buf_puts(&match, "\"") ||
-            sl_buf_append(&match, terms[i], lens[i]) || sl_buf_puts(&match, "\""))
-            got = -1;
-    }
-    if (got == 0 && kept > 0)
-        got = sl_kbs_fts(db, kb->id, match.ptr, k, ids, scores, err, errlen);
+    else if (lx)
+        got = (int)sl_bm25_search(sl_kb_lex_index(lx), terms, lens, nt, (size_t)k, ids, scores);
+    sl_kb_lex_release(lx);
     sl_buf_release(&all);
-    sl_buf_release(&match);
     return got;
 }
 
@@ -212,26 +189,38 @@ static double ms_since(int64_t t0)
     return (double)(sl_now_us() - t0) / 1000.0;
 }
 
-static int stage1(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb, const char *q,
-                  const struct sl_kb_search_opts *o, struct sl_arena *arena,
-                  struct sl_kb_results *r, char *err, size_t errlen)
+int sl_kb_stage1(sqlite3 *db, const struct sl_kb *kb, const char *q, const float *qv, int dim,
+                 const struct sl_kb_search_opts *o, struct sl_arena *arena,
+                 struct sl_kb_results *r, char *err, size_t errlen)
 {
     size_t k = (size_t)o->recall_k, nv = 0, nb = 0;
     int64_t *ids = malloc(2 * k * sizeof(int64_t));
     double *scores = malloc(2 * k * sizeof(double));
     int rc = ids && scores ? 0 : -1;
     if (!rc && o->vectors)
-        rc = recall_vectors(db, c, kb, q, o, ids, scores, &nv, err, errlen);
+        rc = recall_vectors(db, kb, qv, dim, o, ids, scores, &nv, err, errlen);
     if (!rc && o->bm25)
         rc = recall_bm25(db, kb, q, o, ids + k, scores + k, &nb, err, errlen);
     r->candidates = rc ? NULL : sl_arena_alloc(arena, (nv + nb + 1) * sizeof(struct sl_kb_hit));
     if (!rc && r->candidates)
         r->ncandidates = sl_kb_rrf(ids, scores, nv, ids + k, scores + k, nb, r->candidates, k);
-    for (size_t i = 0; !rc && i < r->ncandidates; i++)
-        if (sl_kbs_chunk_fill(db, &r->candidates[i], arena, err, errlen) < 0)
-            rc = -1;
+    if (!rc && sl_kbs_chunk_fill_many(db, r->candidates, r->ncandidates, arena, err, errlen))
+        rc = -1;
     free(ids);
     free(scores);
+    return rc;
+}
+
+static int stage1(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb, const char *q,
+                  const struct sl_kb_search_opts *o, struct sl_arena *arena,
+                  struct sl_kb_results *r, char *err, size_t errlen)
+{
+    int dim = kb->dim;
+    float *qv = NULL;
+    if (o->vectors && kb->dim && !(qv = embed_question(c, kb, q, &dim, err, errlen)))
+        return -1;
+    int rc = sl_kb_stage1(db, kb, q, qv, dim, o, arena, r, err, errlen);
+    free(qv);
     return rc;
 }
 

@@ -36,8 +36,16 @@ int sl_kb_search(sqlite3 *db, struct sl_kb_client *c, const struct sl_kb *kb, co
                  const struct sl_kb_search_opts *o, struct sl_arena *arena,
                  struct sl_kb_results *r, char *err, size_t errlen);
 
-/* Stage 1's lexical list: the best k chunks for q by FTS5 BM25 (ids, scores best first),
- * the question's common terms left out when rarer ones exist (retrieve.c: COMMON_*). Returns the count or -1 with err filled. */
+/* Stage 1 without its embedding call: the vector scan for the unit vector qv (dim
+ * floats; NULL: no vector list), BM25 for q, their fusion, the candidates read back
+ * into r->candidates. What sl_kb_search runs after embedding the question. */
+int sl_kb_stage1(sqlite3 *db, const struct sl_kb *kb, const char *q, const float *qv, int dim,
+                 const struct sl_kb_search_opts *o, struct sl_arena *arena,
+                 struct sl_kb_results *r, char *err, size_t errlen);
+
+/* Stage 1's lexical list: the best k chunks for q by BM25 over the chunks' FTS5 terms,
+ * scored in memory (kb/bm25.h; ids, scores in FTS5's sign, best first). Returns the
+ * count or -1 with err filled. */
 int sl_kb_bm25(sqlite3 *db, const struct sl_kb *kb, const char *q, int k, int64_t *ids,
                double *scores, char *err, size_t errlen);
 

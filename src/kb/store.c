@@ -15,8 +15,7 @@
 #include "kb/vec.h"
 #include "store/store.h"
 
-/* The FTS5 term of a knowledge base's chunks: a word no text yields (digits after "q"). */
-#define KB_TERM "sluicekbq%lld"
+#define KB_TERM SL_KB_TERM
 
 static int fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
@@ -542,31 +541,6 @@ int sl_kbs_fts(sqlite3 *db, int64_t kb, const char *match, int limit, int64_t *i
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? n : fail(db, "fts search", err, errlen);
-}
-
-int sl_kbs_term_docs(sqlite3 *db, int64_t kb, const char *const *terms, const size_t *lens,
-                     int n, int64_t *docs, int64_t *total, char *err, size_t errlen)
-{
-    /* fts5vocab reads the index's own per-term counts; a temp table, so no migration */
-    if (sqlite3_exec(db, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_vocab USING fts5vocab(main, kb_fts, row)",
-                     NULL, NULL, NULL) != SQLITE_OK)
-        return fail(db, "fts5vocab", err, errlen);
-    sqlite3_stmt *st = prep(db, "SELECT doc FROM temp.kb_vocab WHERE term = ?", err, errlen);
-    if (!st)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, terms[i], (int)lens[i], SQLITE_STATIC);
-        docs[i] = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    }
-    sqlite3_finalize(st);
-    st = prep(db, "SELECT coalesce(sum(chunks), 0) FROM kb_document WHERE kb = ?", err, errlen);
-    if (!st)
-        return -1;
-    sqlite3_bind_int64(st, 1, kb);
-    *total = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    return 0;
 }
 
 static const char *dup_col(sqlite3_stmt *st, int col, struct sl_arena *a)

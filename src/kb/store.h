@@ -14,6 +14,9 @@ typedef struct sqlite3 sqlite3;
 
 #define SL_KB_NOT_FOUND 1 /* returned by the lookups for a missing row */
 
+/* The FTS5 term every chunk of a knowledge base holds: a word no text yields. */
+#define SL_KB_TERM "sluicekbq%lld"
+
 /* Opens the store named by url (sqlite://PATH), migrating it first. */
 int sl_kbs_open(const char *url, sqlite3 **db, char *err, size_t errlen);
 void sl_kbs_close(sqlite3 *db);
@@ -84,14 +87,24 @@ int sl_kbs_load_index(sqlite3 *db, int64_t kb, const char *model, int dim,
                       struct sl_vec_index *ix, char *err, size_t errlen);
 
 /* The best `limit` chunks of kb for an FTS5 MATCH expression: ids and bm25 scores
- * (lower is better), best first. Returns the count or -1. */
+ * (lower is better), best first. Returns the count or -1. Not on the search path (BM25
+ * is scored in memory, kb/bm25.h): the reference the tests and the bench compare to. */
 int sl_kbs_fts(sqlite3 *db, int64_t kb, const char *match, int limit, int64_t *ids,
                double *scores, char *err, size_t errlen);
 
-/* How many chunks (of every knowledge base) hold each of n terms, into docs[i]; and the
- * chunks of kb into *total. Returns 0 or -1. */
-int sl_kbs_term_docs(sqlite3 *db, int64_t kb, const char *const *terms, const size_t *lens,
-                     int n, int64_t *docs, int64_t *total, char *err, size_t errlen);
+/* Feeds every chunk of kb with its FTS5 terms (as stored) to b (kb/bm25.h). */
+struct sl_bm25_builder;
+int sl_kbs_load_terms(sqlite3 *db, int64_t kb, struct sl_bm25_builder *b, char *err,
+                      size_t errlen);
+
+/* Fills the document, heading, text and offsets of n hits by their chunk_id in one
+ * query (strings in arena). A hit whose chunk is gone keeps doc NULL. */
+int sl_kbs_chunk_fill_many(sqlite3 *db, struct sl_kb_hit *h, size_t n, struct sl_arena *arena,
+                           char *err, size_t errlen);
+
+/* The chunk count of kb and the sum of their estimated tokens. */
+int sl_kbs_chunk_tokens(sqlite3 *db, int64_t kb, int64_t *chunks, int64_t *tokens, char *err,
+                        size_t errlen);
 
 /* Fills the document, heading, text and offsets of h->chunk_id (strings in arena). */
 int sl_kbs_chunk_fill(sqlite3 *db, struct sl_kb_hit *h, struct sl_arena *arena, char *err,

@@ -19,6 +19,7 @@
 #include "meter/ledger.h"
 #include "server/internal.h"
 #include "server/kb_api.h"
+#include "server/kb_compare.h"
 
 #define DEFAULT_ANSWER_MODEL "deepseek-chat"
 
@@ -421,6 +422,11 @@ static void do_search(struct kb_req *r, sqlite3 *db)
         stage_usage(r, "rerank", res.reranked ? kb.rerank_model : "",
                     r->rerank_tokens);
         sl_buf_puts(&r->out, "}");
+        char err[512];
+        if (sl_json_bool(o, "compare", 0) &&
+            sl_kb_compare_json(&r->out, r->cfg, r->catalog, db, &kb, q, r->recall_tokens,
+                               r->rerank_tokens, res.reranked, err, sizeof(err)))
+            fail_store(r, err);
         if (sl_json_bool(o, "candidates", 0)) {
             sl_buf_puts(&r->out, ",\"candidates\":");
             sl_kb_sources_json(res.candidates, res.ncandidates, &r->out);
