@@ -316,7 +316,8 @@ int main(void)
     double vput_ms = now_ms() - tv;
     kb.dim = dim;
     double t3 = now_ms();
-    struct sl_kb_index *vix = sl_kb_index_get(db, kb.id, kb.embed_model, dim, kb.rev, err, sizeof(err));
+    struct sl_kb_index *vix = sl_kb_index_get(db, kb.id, kb.embed_model, dim, kb.rev, kb.created_ms, err,
+                                              sizeof(err));
     double load_ms = now_ms() - t3;
     long rss4 = rss_kb();
     double t4 = now_ms();

@@ -13,7 +13,7 @@
 struct sl_kb_index {
     struct sl_kb_index *next;
     atomic_int refs;          /* the cache's own reference + one per user */
-    int64_t kb, rev;
+    int64_t kb, rev, created;
     char model[SL_MAX_NAME];
     struct sl_vec_index v;
 };
@@ -50,11 +50,12 @@ static struct sl_kb_index *unlink_entry(int64_t kb, const char *model)
 }
 
 struct sl_kb_index *sl_kb_index_get(sqlite3 *db, int64_t kb, const char *model, int dim,
-                                    int64_t rev, char *err, size_t errlen)
+                                    int64_t rev, int64_t created, char *err, size_t errlen)
 {
     pthread_mutex_lock(&lock);
     for (struct sl_kb_index *e = cached; e; e = e->next)
-        if (e->kb == kb && e->rev == rev && e->v.dim == dim && strcmp(e->model, model) == 0) {
+        if (e->kb == kb && e->rev == rev && e->created == created && e->v.dim == dim &&
+            strcmp(e->model, model) == 0) {
             atomic_fetch_add(&e->refs, 1);
             pthread_mutex_unlock(&lock);
             return e;
@@ -69,6 +70,7 @@ struct sl_kb_index *sl_kb_index_get(sqlite3 *db, int64_t kb, const char *model, 
     }
     e->kb = kb;
     e->rev = rev;
+    e->created = created;
     snprintf(e->model, sizeof(e->model), "%s", model);
     if (sl_kbs_load_index(db, kb, model, dim, &e->v, err, errlen) ||
         (e->v.n >= SL_KB_BINARY_ROWS && sl_vec_binarise(&e->v))) {

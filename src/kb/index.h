@@ -18,9 +18,11 @@ struct sl_kb_index;
 #define SL_KB_BINARY_ROWS 20000
 
 /* The index of (kb, model, dim) at revision rev, loaded from db when missing or stale.
- * NULL with err filled on failure. Release with sl_kb_index_release. */
+ * created (the knowledge base's created_ms) tells a knowledge base apart from a deleted
+ * one that had the same id. NULL with err filled on failure. Release with
+ * sl_kb_index_release. */
 struct sl_kb_index *sl_kb_index_get(sqlite3 *db, int64_t kb, const char *model, int dim,
-                                    int64_t rev, char *err, size_t errlen);
+                                    int64_t rev, int64_t created, char *err, size_t errlen);
 const struct sl_vec_index *sl_kb_index_vectors(const struct sl_kb_index *ix);
 void sl_kb_index_release(struct sl_kb_index *ix);
 

@@ -51,7 +51,8 @@ static int recall_vectors(sqlite3 *db, const struct sl_kb *kb, const float *qv, 
     *n = 0;
     if (!kb->dim || !qv)
         return 0; /* nothing indexed yet */
-    struct sl_kb_index *ix = sl_kb_index_get(db, kb->id, kb->embed_model, dim, kb->rev, err, errlen);
+    struct sl_kb_index *ix =
+        sl_kb_index_get(db, kb->id, kb->embed_model, dim, kb->rev, kb->created_ms, err, errlen);
     struct sl_vec_hit *hits = ix ? malloc((size_t)o->recall_k * sizeof(*hits)) : NULL;
     int rc = ix && hits ? 0 : -1;
     if (!rc) {

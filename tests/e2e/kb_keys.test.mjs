@@ -75,6 +75,33 @@ test('the stage calls are billed to the key that asked, with its tags', T, async
   assert.equal(tags['stage=ingest'], 1);
 });
 
+test('a knowledge base deleted and created again under the same name (and id) never sees the old vectors', T, async () => {
+  const spec = { name: 'reused', embed_model: 'sim-small', answer_model: 'sim-small' };
+  const query = 'timetable changes';
+  const search = async () => {
+    const r = await call('POST', '/v1/kb/reused/search', { query, bm25: false }, key);
+    assert.equal(r.status, 200);
+    return (await r.json()).data;
+  };
+  const add = async (name, text) =>
+    assert.equal((await call('POST', '/v1/kb/reused/documents', { name, text }, MASTER)).status, 201);
+  assert.equal((await call('POST', '/v1/kb', spec, MASTER)).status, 201);
+  await add('old.md', '# Ferries\n\nThe ferry timetable of the harbour changes in winter, every year.\n');
+  assert.equal((await search())[0].document, 'old.md');
+  assert.equal((await call('DELETE', '/v1/kb/reused', null, MASTER)).status, 200);
+  assert.equal((await call('POST', '/v1/kb', spec, MASTER)).status, 201); // same id, same revision after one add
+  await add('new.md', '# Trains\n\nThe train timetable changes.\n');
+  const [hit] = await search();
+  assert.equal(hit.document, 'new.md');
+  // the vector score is the cosine of the question and the NEW chunk (the sim's embeddings are
+  // deterministic), not of a vector cached for the deleted knowledge base's chunk
+  const r = await call('POST', '/v1/embeddings', { model: 'sim-small', input: [query, hit.text] }, key);
+  const [q, c] = (await r.json()).data.map((d) => d.embedding);
+  const norm = (v) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+  const cos = q.reduce((a, x, i) => a + x * c[i], 0) / (norm(q) * norm(c));
+  assert.ok(Math.abs(hit.scores.vector - cos) < 1e-4, `vector score ${hit.scores.vector}, cosine of the new chunk ${cos}`);
+});
+
 test('exits 0 on SIGTERM with no sanitizer report', T, async () => {
   const r = await serve.stop(10000);
   assert.equal(r.code, 0);
