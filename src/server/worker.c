@@ -253,7 +253,8 @@ static int authenticate(struct sl_exchange *x, const char *path)
     struct sl_error e;
     struct evkeyvalq *in = evhttp_request_get_input_headers(x->req);
     const char *bearer = sl_keys_presented(evhttp_find_header(in, "Authorization"), NULL);
-    if (bearer && strncmp(bearer, "sk-kb-", 6) == 0 && sl_keys_secret_equal(bearer, x->w->srv->kb_token)) {
+    if (bearer && strncmp(bearer, "sk-kb-", 6) == 0 &&
+        sl_keys_secret_equal(bearer, x->w->srv->kb_token)) {
         /* the knowledge base's own model calls: billed to, and limited by, the key it
          * works for (its id; the tags it carries came with the KB request) */
         const struct sl_key *k =
