@@ -9,7 +9,7 @@ secs=${1:-60}; shift || true
 out=build-fuzz
 mkdir -p "$out/obj" "$out/corpus"
 command -v clang >/dev/null || { echo "fuzz: clang is missing (apt-get install clang)"; exit 1; }
-libs="libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl libxml-2.0 poppler-glib libzip"
+libs="libevent libevent_pthreads libcurl libcjson libfyaml sqlite3 openssl libxml-2.0 poppler-glib libzip hiredis"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -DSL_VERSION=\"fuzz\" -DSL_GIT=\"fuzz\" -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags $libs)"
 ldlibs="$(pkg-config --libs $libs) -lm -lpthread"
 
@@ -67,7 +67,11 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(ls tests/fuzz/fuzz_*.c | xargs -n1 basename | sed 's/\.c$//'))
 status=0
 for t in "${targets[@]}"; do
-  clang $cflags -fsanitize=fuzzer "tests/fuzz/$t.c" "$out/libsluicefuzz.a" $ldlibs -o "$out/$t"
+  if ! clang $cflags -fsanitize=fuzzer "tests/fuzz/$t.c" "$out/libsluicefuzz.a" $ldlibs -o "$out/$t" \
+       >"$out/$t.build.log" 2>&1; then
+    echo "not ok - fuzz $t: does not build"; tail -30 "$out/$t.build.log"; status=1
+    continue
+  fi
   if "$out/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
        -artifact_prefix="$out/crash-$t-" "$out/corpus/$t" >"$out/$t.log" 2>&1; then
     echo "ok - fuzz $t (${secs}s, $(grep -oE 'Done [0-9]+ runs' "$out/$t.log" | awk '{print $2}') runs)"

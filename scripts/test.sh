@@ -44,9 +44,15 @@ done
 
 echo "== fuzz targets (short run; make fuzz runs them longer)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-5}" >"$log/fuzz.txt" 2>&1
+rc=$?
 grep -E '^(ok|not ok) - fuzz' "$log/fuzz.txt" | sed 's/^/  /'
 p=$(grep -c '^ok - fuzz' "$log/fuzz.txt"); f=$(grep -c '^not ok - fuzz' "$log/fuzz.txt")
-if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then echo "fuzz: the targets did not build"; tail -30 "$log/fuzz.txt"; f=1; fi
+want=$(ls tests/fuzz/fuzz_*.c | wc -l)
+missing=$((want - p - f))  # a target that never reported (the script stopped) is a failure
+if [ "$missing" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
+  echo "fuzz: $((p + f)) of $want targets reported (exit $rc)"; tail -30 "$log/fuzz.txt"
+  f=$((f + (missing > 0 ? missing : 1)))
+fi
 [ "$f" -gt 0 ] && grep -A30 '^not ok - fuzz' "$log/fuzz.txt" | head -80
 passed=$((passed + p)); failed=$((failed + f))
 
