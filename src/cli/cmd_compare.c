@@ -14,7 +14,6 @@
 #include "meter/compare.h"
 #include "store/store.h"
 
-#define DEFAULT_STORE "sqlite://./sluice.db"
 
 struct options {
     const char *store, *config, *group;
@@ -31,7 +30,7 @@ static void print_help(FILE *out)
             "the mirrors that got copies of them: per deployment, requests, latency p50 and\n"
             "p99, time to first token p50, tokens per second, cost, error rate, and how often\n"
             "a mirror's answer was exactly the request's own.\n\n"
-            "  --store URL       the ledger's store (default " DEFAULT_STORE ")\n"
+            "  --store URL       the ledger's store (default " SL_CLI_DEFAULT_STORE ")\n"
             "  --config FILE     use the store: key of this configuration file\n"
             "  --since DURATION  only requests newer than this: 15m, 24h, 1d, 30d (default: all)\n"
             "  --group NAME      only the requests of this group\n"
@@ -84,23 +83,6 @@ static int parse_args(int argc, char **argv, struct options *o)
         return -1;
     }
     return 0;
-}
-
-static int resolve_store(const struct options *o, char *url, size_t n)
-{
-    struct sl_buf errors = SL_BUF_INIT(64 * 1024);
-    struct sl_config *cfg = NULL;
-    int result = 0;
-    if (!o->config)
-        snprintf(url, n, "%s", o->store ? o->store : DEFAULT_STORE);
-    else if (sl_config_load(o->config, &cfg, &errors) != 0) {
-        fprintf(stderr, "%s", errors.ptr ? errors.ptr : "sluice compare: cannot load config\n");
-        result = -1;
-    } else
-        snprintf(url, n, "%s", cfg->store ? cfg->store : DEFAULT_STORE);
-    sl_config_free(cfg);
-    sl_buf_release(&errors);
-    return result;
 }
 
 static int load(const char *url, const struct options *o, struct sl_compare_stat **stats,
@@ -258,7 +240,7 @@ int cmd_compare(int argc, char **argv)
         fprintf(stderr, "Run 'sluice compare --help' for the options.\n");
         return 2;
     }
-    if (resolve_store(&o, url, sizeof(url)) || load(url, &o, &st, &n))
+    if (sl_cli_store_url(o.store, o.config, "compare", url, sizeof(url)) || load(url, &o, &st, &n))
         goto out;
     status = 0;
     if (o.format == SL_FORMAT_TABLE)

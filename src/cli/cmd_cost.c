@@ -15,7 +15,6 @@
 #include "meter/report.h"
 #include "store/store.h"
 
-#define DEFAULT_STORE   "sqlite://./sluice.db"
 #define DEFAULT_CATALOG "catalog/prices.yaml"
 
 
@@ -53,7 +52,7 @@ static void print_help(FILE *out)
             "  report    spend and tokens per group, as recorded in the ledger\n"
             "  whatif    the recorded tokens of each FROM model priced on TO, and the saving\n"
             "  selfhost  each month's API spend against GPUs, power and people for the month\n\n"
-            "  --store URL       the ledger's store (default " DEFAULT_STORE ")\n"
+            "  --store URL       the ledger's store (default " SL_CLI_DEFAULT_STORE ")\n"
             "  --config FILE     take the store and pricing: from this configuration file\n"
             "  --catalog FILE    price catalog (default: the config's, or " DEFAULT_CATALOG ")\n"
             "  --since DURATION  only requests newer than this: 24h, 7d, 30d (default: all)\n"
@@ -144,7 +143,7 @@ static int open_sources(const struct options *o, struct sources *src)
         result = -1;
     if (!result) {
         const char *store = cfg && cfg->store ? cfg->store : o->store;
-        snprintf(src->url, sizeof(src->url), "%s", store ? store : DEFAULT_STORE);
+        snprintf(src->url, sizeof(src->url), "%s", store ? store : SL_CLI_DEFAULT_STORE);
         if (!(src->catalog = load_catalog(o, cfg, &errors)))
             result = -1;
     }

@@ -13,7 +13,6 @@
 #include "core/clock.h"
 #include "meter/keys.h"
 
-#define DEFAULT_STORE "sqlite://./sluice.db"
 
 struct options {
     const char *store;
@@ -45,7 +44,7 @@ static void print_help(FILE *out)
             "  --models LIST     comma-separated model names; * matches anything\n"
             "  --tags LIST       comma-separated KEY=VALUE tags recorded with its requests\n"
             "  --expires D       lifetime: 45s, 90m, 12h, 30d, or never (default)\n"
-            "  --store URL       the store (default " DEFAULT_STORE ")\n"
+            "  --store URL       the store (default " SL_CLI_DEFAULT_STORE ")\n"
             "  --config FILE     use the store: key of this configuration file\n");
 }
 
@@ -115,24 +114,6 @@ static int parse_args(const char *sub, int argc, char **argv, struct options *o)
         return -1;
     }
     return 0;
-}
-
-/* The store URL: --store, the config's store: key, or the default. */
-static int resolve_store(const struct options *o, char *url, size_t n)
-{
-    struct sl_buf errors = SL_BUF_INIT(64 * 1024);
-    struct sl_config *cfg = NULL;
-    int result = 0;
-    if (!o->config)
-        snprintf(url, n, "%s", o->store ? o->store : DEFAULT_STORE);
-    else if (sl_config_load(o->config, &cfg, &errors) != 0) {
-        fprintf(stderr, "%s", errors.ptr ? errors.ptr : "sluice keys: cannot load config\n");
-        result = -1;
-    } else
-        snprintf(url, n, "%s", cfg->store ? cfg->store : DEFAULT_STORE);
-    sl_config_free(cfg);
-    sl_buf_release(&errors);
-    return result;
 }
 
 static int create(const char *url, const struct options *o)
@@ -223,7 +204,7 @@ int cmd_keys(int argc, char **argv)
         fprintf(stderr, "Run 'sluice keys --help' for the options.\n");
         return 2;
     }
-    if (resolve_store(&o, url, sizeof(url)))
+    if (sl_cli_store_url(o.store, o.config, "keys", url, sizeof(url)))
         return 1;
     if (strcmp(sub, "create") == 0)
         return create(url, &o);

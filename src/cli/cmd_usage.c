@@ -12,7 +12,6 @@
 #include "core/limits.h"
 #include "store/store.h"
 
-#define DEFAULT_STORE "sqlite://./sluice.db"
 #define NCOLS 7
 
 
@@ -24,7 +23,7 @@ static const char *const headers[NCOLS] = {"REQUESTS",  "PROMPT",    "COMPLETION
                                            "REASONING", "ESTIMATED", "ERRORS"};
 
 struct options {
-    const char *store;  /* NULL: from --config, else DEFAULT_STORE */
+    const char *store;  /* NULL: from --config, else SL_CLI_DEFAULT_STORE */
     const char *config;
     int64_t since_ms;   /* 0: everything */
     enum sl_cli_format format;
@@ -38,7 +37,7 @@ static void print_help(FILE *out)
             "Prints token usage per model from the ledger: requests, prompt, completion,\n"
             "cached and reasoning tokens, how many rows had estimated tokens, and errors\n"
             "(status >= 400).\n\n"
-            "  --store URL       the ledger's store (default " DEFAULT_STORE ")\n"
+            "  --store URL       the ledger's store (default " SL_CLI_DEFAULT_STORE ")\n"
             "  --config FILE     use the store: key of this configuration file\n"
             "  --since DURATION  only requests newer than this: 15m, 24h, 7d, 30d (default: all)\n"
             "  --format FORMAT   table (default), json or csv\n");
@@ -105,28 +104,6 @@ static int parse_args(int argc, char **argv, struct options *o)
         return -1;
     }
     return 0;
-}
-
-/* The store URL: --store, the config's store: key, or the default. */
-static int resolve_store(const struct options *o, char *url, size_t n)
-{
-    struct sl_buf errors = SL_BUF_INIT(64 * 1024);
-    struct sl_config *cfg = NULL;
-    int result = 0;
-    if (!o->config) {
-        snprintf(url, n, "%s", o->store ? o->store : DEFAULT_STORE);
-        goto out;
-    }
-    if (sl_config_load(o->config, &cfg, &errors) != 0) {
-        fprintf(stderr, "%s", errors.ptr ? errors.ptr : "sluice usage: cannot load config\n");
-        result = -1;
-        goto out;
-    }
-    snprintf(url, n, "%s", cfg->store ? cfg->store : DEFAULT_STORE);
-out:
-    sl_config_free(cfg);
-    sl_buf_release(&errors);
-    return result;
 }
 
 static int load_totals(const char *url, int64_t since_ms, struct sl_usage_total **t, size_t *n)
@@ -322,7 +299,7 @@ int cmd_usage(int argc, char **argv)
         fprintf(stderr, "Run 'sluice usage --help' for the options.\n");
         return 2;
     }
-    if (resolve_store(&o, url, sizeof(url)) || load_totals(url, o.since_ms, &t, &n))
+    if (sl_cli_store_url(o.store, o.config, "usage", url, sizeof(url)) || load_totals(url, o.since_ms, &t, &n))
         goto out;
     status = 0;
     if (o.format == SL_FORMAT_TABLE)

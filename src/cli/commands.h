@@ -28,4 +28,9 @@ int sl_cli_parse_age(const char *s, int64_t *ms);
 /* True when argv holds -h or --help. */
 int sl_cli_wants_help(int argc, char **argv);
 
+/* The store URL of a command's --store or --config FILE (its store: key), else
+ * SL_CLI_DEFAULT_STORE. 0, or -1 after printing why the config did not load. */
+#define SL_CLI_DEFAULT_STORE "sqlite://./sluice.db"
+int sl_cli_store_url(const char *store, const char *config, const char *cmd, char *url, size_t n);
+
 #endif
